@@ -1,0 +1,39 @@
+# genmedia: every command a newcomer needs. Everything installs into .venv on first use.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: install run test migrate bench lint fmt api-key clean
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@rm -f $(VENV)/.installed-* && touch $@
+
+install: $(STAMP)
+
+## make run: PostgreSQL (embedded unless DATABASE_URL), migrations, the three functions; Ctrl-C stops all
+run: install
+	@$(PY) -m devtools.run_local
+
+## make test: unit, integration (real PostgreSQL) and e2e (Pub/Sub emulator) tests
+test: install
+	@$(PY) -m pytest $(PYTEST_ARGS)
+
+## make migrate: apply migrations to DATABASE_URL (idempotent, safe to run concurrently)
+migrate: install
+	@$(PY) -m devtools.migrate
+
+## make bench: benchmarks, each printed as a ratio against its baseline
+bench: install
+	@$(PY) -m bench
+
+lint: install
+	@$(VENV)/bin/ruff check shared functions devtools tests bench
+	@$(VENV)/bin/mypy shared
+
+clean:
+	rm -rf $(VENV) .local/test-*

@@ -1,0 +1,1 @@
+"""Benchmarks: each prints its result as a ratio against a named baseline measured in the same run."""

@@ -1,0 +1,1 @@
+"""Developer tooling: the embedded PostgreSQL, migrations, `make run`. Never deployed."""

@@ -1,0 +1,1 @@
+"""The three Cloud Functions; each imports only shared/ and its own folder."""

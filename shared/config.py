@@ -1,0 +1,125 @@
+"""Every setting of every function, read once from the environment and validated at start-up."""
+
+from __future__ import annotations
+
+import math
+import sys
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_MiB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    """The environment, typed. Field names are the env vars, upper-cased."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+
+    database_url: SecretStr | None = None
+    instance_connection_name: str | None = None
+    db_user: str | None = None
+    db_name: str | None = None
+    db_pass: SecretStr | None = None
+    db_iam_auth: bool = False
+    # Concurrent requests one instance serves (Cloud Functions gen2 `--concurrency`); sizes the pool.
+    function_concurrency: int = Field(default=1, ge=1, le=1000)
+    db_pool_size: int | None = Field(default=None, ge=1, le=100)
+    db_max_overflow: int | None = Field(default=None, ge=0, le=100)
+    db_pool_timeout: float = Field(default=5.0, gt=0, le=120)
+    db_pool_recycle: int = Field(default=1800, ge=-1)
+    db_connect_timeout: float = Field(default=5.0, gt=0, le=120)
+
+    google_cloud_project: str = "genmedia-local"
+    generation_backend: Literal["vertex", "local"] = "vertex"
+    vertex_location: str = Field(default="us-central1", pattern=r"^[a-z0-9-]+$")
+    vertex_base_url: str | None = Field(default=None, pattern=r"^https?://")
+    vertex_token: SecretStr | None = None
+    vertex_deadline_seconds: float = Field(default=60.0, gt=0, le=540)
+    # Videos are polled at most this often, backing off by 1.5x per poll up to the maximum.
+    video_poll_interval_seconds: float = Field(default=10.0, ge=0, le=600)
+    video_poll_max_interval_seconds: float = Field(default=60.0, ge=0, le=3600)
+    output_bucket: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
+    local_data_dir: str = ".local/data"
+
+    pubsub_batch_topic: str | None = None
+    max_delivery_attempts: int = Field(default=5, ge=1, le=100)
+    pubsub_publish_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+
+    # Crons firing more often than this are refused (Cloud Scheduler ticks once a minute anyway).
+    schedule_min_interval_seconds: int = Field(default=60, ge=60, le=86_400)
+    tick_claim_chunk: int = Field(default=200, ge=1, le=5000)
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    log_file: str | None = None
+    log_file_max_bytes: int = Field(default=10 * _MiB, ge=1024)
+    log_file_backups: int = Field(default=3, ge=0, le=100)
+
+    max_request_bytes: int = Field(default=_MiB, ge=1024, le=32 * _MiB)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _normalise(cls, data: object) -> object:
+        if isinstance(data, dict):
+            level = data.get("log_level")
+            if isinstance(level, str):
+                data["log_level"] = level.upper()
+            data = {k: v for k, v in data.items() if v != ""}
+        return data
+
+    @model_validator(mode="after")
+    def _check_database(self) -> Settings:
+        if self.instance_connection_name and not self.database_url:
+            missing = [n for n in ("db_user", "db_name") if not getattr(self, n)]
+            if not self.db_iam_auth and self.db_pass is None:
+                missing.append("db_pass")
+            if missing:
+                raise ValueError(
+                    f"{missing[0].upper()}: must be set when INSTANCE_CONNECTION_NAME is used"
+                    " (with DB_PASS, or DB_IAM_AUTH=true)"
+                )
+        return self
+
+    @property
+    def pool_size(self) -> int:
+        """DB_POOL_SIZE, or half the instance's concurrency, capped at 5."""
+        if self.db_pool_size is not None:
+            return self.db_pool_size
+        return max(1, min(5, math.ceil(self.function_concurrency / 2)))
+
+    @property
+    def max_overflow(self) -> int:
+        """DB_MAX_OVERFLOW, or the rest of the concurrency, capped at 5."""
+        if self.db_max_overflow is not None:
+            return self.db_max_overflow
+        return max(0, min(5, self.function_concurrency - self.pool_size))
+
+
+def describe_error(exc: ValidationError) -> str:
+    """One line naming the first bad variable and what it must be, never its value."""
+    err = exc.errors(include_input=False, include_url=False)[0]
+    name = str(err["loc"][0]).upper() if err["loc"] else ""
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    if not name:
+        return f"invalid configuration: {msg}"
+    expected = err.get("ctx", {}).get("expected")
+    if expected:
+        msg = f"must be {expected}"
+    return f"{name}: {msg}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The settings of this process, parsed on first use."""
+    return Settings()
+
+
+def load_settings_or_exit() -> Settings:
+    """Parse the settings at start-up; on error print one line and exit, with no traceback."""
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        print(f"genmedia: configuration error: {describe_error(exc)}", file=sys.stderr)  # noqa: T201
+        raise SystemExit(2) from None

@@ -1,0 +1,36 @@
+"""Per-request context (request id, user, trace) in contextvars, so every log line can carry it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
+
+_context: ContextVar[dict[str, Any] | None] = ContextVar("genmedia_request_context", default=None)
+
+
+def current() -> dict[str, Any]:
+    """The fields bound for the request or event being handled (empty outside one)."""
+    return _context.get() or {}
+
+
+def bind(**fields: Any) -> None:
+    """Add fields to the current context; None values are dropped."""
+    merged = {**current(), **{k: v for k, v in fields.items() if v is not None}}
+    _context.set(merged)
+
+
+def clear() -> None:
+    """Forget everything bound; called at the start and end of every request and event."""
+    _context.set(None)
+
+
+@contextmanager
+def scope(**fields: Any) -> Iterator[None]:
+    """Bind fields for the duration of a block, then restore what was there before."""
+    token = _context.set({**current(), **{k: v for k, v in fields.items() if v is not None}})
+    try:
+        yield
+    finally:
+        _context.reset(token)

@@ -1,0 +1,249 @@
+"""HTTP plumbing for the HTTP functions: routing, JSON bodies, request ids, and the error decorator.
+
+`Router` only registers; `http_app` wraps the router in the one decorator that catches everything,
+answers in the AIP-193 format, echoes `X-Request-Id`, binds trace context and logs one `httpRequest`
+line per request.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import flask
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.routing import Map, Rule
+
+from shared import context
+from shared.aip193 import error_body, retry_after_seconds
+from shared.config import get_settings
+from shared.exceptions import (
+    GenmediaError,
+    MethodNotAllowedError,
+    NotFoundError,
+    PayloadTooLargeError,
+    UnsupportedMediaTypeError,
+    ValidationError,
+)
+from shared.trace import trace_from_headers
+
+__all__ = ["Router", "http_app", "install_error_handlers", "json_response", "read_json"]
+
+Handler = Callable[..., flask.Response]
+_log = logging.getLogger("genmedia.http")
+_SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
+_MAX_DEPTH = 32
+
+_HTTP_ERRORS: dict[int, type[GenmediaError]] = {
+    400: ValidationError,
+    404: NotFoundError,
+    405: MethodNotAllowedError,
+    413: PayloadTooLargeError,
+    415: UnsupportedMediaTypeError,
+}
+
+
+class Router:
+    """Method + path -> handler, on werkzeug's routing; decorators only register."""
+
+    def __init__(self) -> None:
+        self._map = Map(strict_slashes=False, merge_slashes=False)
+        self._handlers: dict[str, Handler] = {}
+
+    def route(self, method: str, path: str) -> Callable[[Handler], Handler]:
+        """Register a handler called as `handler(request, **path_args)`."""
+
+        def register(handler: Handler) -> Handler:
+            endpoint = f"{method} {path}"
+            self._map.add(Rule(path, methods=[method], endpoint=endpoint))
+            self._handlers[endpoint] = handler
+            return handler
+
+        return register
+
+    def rules(self) -> list[tuple[str, str]]:
+        """Every (method, path) registered, for docs and tests."""
+        return [(e.split(" ", 1)[0], e.split(" ", 1)[1]) for e in self._handlers]
+
+    def dispatch(self, request: flask.Request) -> flask.Response:
+        """Call the handler for this request, or raise NotFound/MethodNotAllowed in our tree."""
+        adapter = self._map.bind_to_environ(request.environ)
+        try:
+            endpoint, args = adapter.match()
+        except MethodNotAllowed as err:
+            raised = MethodNotAllowedError(f"method {request.method} is not allowed here")
+            raised.metadata["allow"] = ", ".join(sorted(err.valid_methods or []))
+            raise raised from None
+        except HTTPException:
+            raise NotFoundError(f"no route for {request.method} {request.path[:200]}") from None
+        return self._handlers[str(endpoint)](request, **args)
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> flask.Response:
+    """A JSON response; `body` must already be JSON-safe."""
+    return flask.Response(
+        json.dumps(body, separators=(",", ":"), ensure_ascii=False),
+        status=status,
+        mimetype="application/json",
+        headers=headers,
+    )
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _depth(value: Any) -> int:
+    stack = [(value, 1)]
+    deepest = 0
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if deepest > _MAX_DEPTH:
+            return deepest
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def read_json(request: flask.Request) -> dict[str, Any]:
+    """The body as a JSON object, or a 4xx that says exactly what is wrong with it."""
+    limit = get_settings().max_request_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLargeError(f"the request body is over {limit} bytes")
+    mimetype = request.mimetype or ""
+    if mimetype != "application/json" and not mimetype.endswith("+json"):
+        raise UnsupportedMediaTypeError("Content-Type must be application/json")
+    raw = request.stream.read(limit + 1)
+    if len(raw) > limit:
+        raise PayloadTooLargeError(f"the request body is over {limit} bytes")
+    try:
+        data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+    except RecursionError:
+        raise ValidationError.for_field("body", "is nested too deeply", reason="INVALID_JSON") from None
+    except (UnicodeDecodeError, ValueError):
+        raise ValidationError.for_field("body", "is not valid JSON", reason="INVALID_JSON") from None
+    if not isinstance(data, dict):
+        raise ValidationError.for_field("body", "must be a JSON object", reason="INVALID_JSON")
+    if _depth(data) > _MAX_DEPTH:
+        raise ValidationError.for_field("body", "is nested too deeply", reason="INVALID_JSON")
+    return data
+
+
+def _request_id(request: flask.Request) -> str:
+    given = request.headers.get("X-Request-Id", "")
+    return given if _SANE_REQUEST_ID.match(given) else uuid.uuid4().hex
+
+
+def error_response(err: GenmediaError, request_id: str | None) -> flask.Response:
+    """The AIP-193 response for `err`, with Retry-After / Allow headers where they belong."""
+    headers: dict[str, str] = {}
+    retry_after = retry_after_seconds(err)
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
+    if isinstance(err, MethodNotAllowedError) and err.metadata.get("allow"):
+        headers["Allow"] = err.metadata["allow"]
+    if err.http_status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="genmedia"'
+    return json_response(error_body(err, request_id), err.http_status, headers)
+
+
+def from_http_exception(err: HTTPException) -> GenmediaError:
+    """werkzeug's own 4xx/5xx (raised before or around our code) as our errors."""
+    cls = _HTTP_ERRORS.get(err.code or 500)
+    if cls is None:
+        return GenmediaError()
+    return cls()
+
+
+def _log_outcome(err: GenmediaError, exc: BaseException) -> None:
+    if err.http_status >= 500 and type(err) is GenmediaError:
+        _log.error("unhandled exception", exc_info=exc)
+    elif err.http_status >= 500:
+        _log.error("request failed: %s", err, extra={"reason": err.reason})
+    else:
+        _log.info("request rejected: %s", err, extra={"reason": err.reason})
+
+
+def handle_exception(exc: BaseException, request_id: str | None) -> flask.Response:
+    """Any exception -> a contract-shaped response; unexpected ones log their traceback."""
+    if isinstance(exc, GenmediaError):
+        err = exc
+    elif isinstance(exc, HTTPException):
+        err = from_http_exception(exc)
+    else:
+        err = GenmediaError()
+    _log_outcome(err, exc)
+    return error_response(err, request_id)
+
+
+def _log_request(request: flask.Request, status: int, started: float) -> None:
+    latency = time.perf_counter() - started
+    _log.info(
+        "%s %s %s",
+        request.method,
+        request.path[:200],
+        status,
+        extra={
+            "httpRequest": {
+                "requestMethod": request.method,
+                "requestUrl": request.url[:2000],
+                "status": status,
+                "latency": f"{latency:.6f}s",
+                "userAgent": request.headers.get("User-Agent", "")[:500],
+                "remoteIp": request.headers.get("X-Forwarded-For", request.remote_addr or "").split(",")[0].strip(),
+            }
+        },
+    )
+
+
+def http_app(router: Router) -> Callable[[flask.Request], flask.Response]:
+    """The entry point body: context, dispatch, errors in the contract's format, one access log."""
+
+    def handle(request: flask.Request) -> flask.Response:
+        started = time.perf_counter()
+        context.clear()
+        request_id = _request_id(request)
+        trace = trace_from_headers(request.headers)
+        context.bind(
+            request_id=request_id,
+            execution_id=request.headers.get("Function-Execution-Id"),
+            trace_id=trace.trace_id if trace else None,
+            span_id=trace.span_id if trace else None,
+            trace_sampled=trace.sampled if trace else None,
+        )
+        try:
+            response = router.dispatch(request)
+        except Exception as exc:  # noqa: BLE001 - the one place every error becomes a response
+            response = handle_exception(exc, request_id)
+        response.headers["X-Request-Id"] = request_id
+        _log_request(request, response.status_code, started)
+        context.clear()
+        return response
+
+    return handle
+
+
+def install_error_handlers(
+    on_http_error: Callable[[HTTPException], flask.Response | None] | None = None,
+) -> None:
+    """Render functions-framework's own errors (its 404s, 400s, crashes) in our format too."""
+    import functions_framework
+
+    def render(exc: BaseException) -> flask.Response:
+        if on_http_error is not None and isinstance(exc, HTTPException):
+            handled = on_http_error(exc)
+            if handled is not None:
+                return handled
+        request_id = context.current().get("request_id") or _request_id(flask.request)
+        response = handle_exception(exc, request_id)
+        response.headers["X-Request-Id"] = request_id
+        return response
+
+    functions_framework.errorhandler(HTTPException)(render)
+    functions_framework.errorhandler(Exception)(render)
