@@ -31,6 +31,11 @@ migrate: install
 bench: install
 	@$(PY) -m bench
 
+## make api-key NAME=x [SCOPES=generate,batch] [EXPIRES_IN_DAYS=n]: prints a fresh key on its last line
+api-key: install
+	@test -n "$(NAME)" || { echo "usage: make api-key NAME=x [SCOPES=generate,batch,schedule,admin]" >&2; exit 2; }
+	@$(PY) -m devtools.api_key "$(NAME)" $(if $(SCOPES),--scopes $(SCOPES)) $(if $(EXPIRES_IN_DAYS),--expires-in-days $(EXPIRES_IN_DAYS))
+
 lint: install
 	@$(VENV)/bin/ruff check shared functions devtools tests bench
 	@$(VENV)/bin/mypy shared

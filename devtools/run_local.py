@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from devtools.api_key import local_pepper, mint_key
 from devtools.migrate import ROOT, local_database_url, upgrade_to_head
 
 FUNCTIONS = (
@@ -35,10 +36,15 @@ def _environment() -> dict[str, str]:
     env.setdefault("GENERATION_BACKEND", "local")
     env.setdefault("LOCAL_DATA_DIR", str(ROOT / ".local" / "data"))
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env.setdefault("PUBSUB_BATCH_TOPIC", "genmedia-batch")
     if not env.get("DATABASE_URL") and not env.get("INSTANCE_CONNECTION_NAME"):
         env["DATABASE_URL"] = local_database_url()
+        env.setdefault("API_KEY_PEPPER", local_pepper())
         print("PostgreSQL: embedded server, data under .local/pgdata", flush=True)  # noqa: T201
     upgrade_to_head(env.get("DATABASE_URL"))
+    if env.get("API_KEY_PEPPER"):
+        key = mint_key("dev", ["generate", "batch", "schedule", "admin"], pepper=env["API_KEY_PEPPER"])
+        print(f"development API key (admin): {key}", flush=True)  # noqa: T201
     return env
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import sys
 from functools import lru_cache
-from typing import Literal
+from typing import Literal, NoReturn
 
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     video_poll_max_interval_seconds: float = Field(default=60.0, ge=0, le=3600)
     output_bucket: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
     local_data_dir: str = ".local/data"
+    # The local backend's videos stay "running" this long, so the asynchronous path is exercised.
+    local_video_delay_seconds: float = Field(default=2.0, ge=0, le=600)
 
     pubsub_batch_topic: str | None = None
     max_delivery_attempts: int = Field(default=5, ge=1, le=100)
@@ -56,6 +58,22 @@ class Settings(BaseSettings):
     log_file: str | None = None
     log_file_max_bytes: int = Field(default=10 * _MiB, ge=1024)
     log_file_backups: int = Field(default=3, ge=0, le=100)
+
+    # HMAC key of stored API keys (Secret Manager in the cloud); the same in every function.
+    api_key_pepper: SecretStr | None = None
+    # Revocation reaches other instances within this many seconds (0 = no cache).
+    api_key_cache_seconds: float = Field(default=10.0, ge=0, le=300)
+    rate_limit_window_seconds: int = Field(default=60, ge=1, le=3600)
+    rate_limit_generate: int = Field(default=60, ge=0)
+    rate_limit_batch_items: int = Field(default=1000, ge=0)
+    rate_limit_schedule: int = Field(default=30, ge=0)
+    rate_limit_read: int = Field(default=600, ge=0)
+    breaker_failure_threshold: int = Field(default=5, ge=1, le=100)
+    breaker_reset_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+    # Cloud Scheduler's OIDC token on :tick: its audience, service account, and the certs to verify it.
+    scheduler_audience: str | None = None
+    scheduler_service_account: str | None = None
+    scheduler_certs_url: str = "https://www.googleapis.com/oauth2/v1/certs"
 
     max_request_bytes: int = Field(default=_MiB, ge=1024, le=32 * _MiB)
 
@@ -81,6 +99,16 @@ class Settings(BaseSettings):
                     " (with DB_PASS, or DB_IAM_AUTH=true)"
                 )
         return self
+
+    def startup_problem(self) -> str | None:
+        """What keeps a function from serving with these settings (tools like migrate need less)."""
+        if self.generation_backend == "vertex" and not self.output_bucket:
+            return "OUTPUT_BUCKET: must be set when GENERATION_BACKEND=vertex"
+        if self.api_key_pepper is None or len(self.api_key_pepper.get_secret_value()) < 32:
+            return "API_KEY_PEPPER: must be set to a secret of at least 32 characters"
+        if not self.database_url and not self.instance_connection_name:
+            return "DATABASE_URL: must be set (or INSTANCE_CONNECTION_NAME with DB_USER and DB_NAME)"
+        return None
 
     @property
     def pool_size(self) -> int:
@@ -119,7 +147,15 @@ def get_settings() -> Settings:
 def load_settings_or_exit() -> Settings:
     """Parse the settings at start-up; on error print one line and exit, with no traceback."""
     try:
-        return get_settings()
+        settings = get_settings()
     except ValidationError as exc:
-        print(f"genmedia: configuration error: {describe_error(exc)}", file=sys.stderr)  # noqa: T201
-        raise SystemExit(2) from None
+        _exit(describe_error(exc))
+    problem = settings.startup_problem()
+    if problem:
+        _exit(problem)
+    return settings
+
+
+def _exit(line: str) -> NoReturn:
+    print(f"genmedia: configuration error: {line}", file=sys.stderr)  # noqa: T201
+    raise SystemExit(2)

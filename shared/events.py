@@ -19,9 +19,21 @@ from shared import context
 from shared.exceptions import GenmediaError
 from shared.trace import trace_from_attributes
 
-__all__ = ["MalformedMessageError", "PubSubMessage", "message_from_event", "pubsub_handler"]
+__all__ = ["MalformedMessageError", "PubSubMessage", "RedeliverError", "message_from_event", "pubsub_handler"]
 
 _log = logging.getLogger("genmedia.events")
+
+
+class RedeliverError(GenmediaError):
+    """Our handler failed unexpectedly; the message is nacked so Pub/Sub redelivers it (bounded by
+    the dead-letter policy and our attempt counter)."""
+
+    http_status = 503
+    grpc_status = "UNAVAILABLE"
+    reason = "REDELIVER"
+    retryable = True
+    default_message = "the message will be redelivered"
+    default_retry_after = 10.0
 
 
 class MalformedMessageError(GenmediaError):
@@ -129,9 +141,9 @@ def pubsub_handler(func: Callable[[PubSubMessage], None]) -> Callable[[Any], Non
                 _log.warning("transient failure, message will be redelivered: %s", err, extra={"reason": err.reason})
                 raise
             _log.error("permanent failure, message acknowledged: %s", err, extra={"reason": err.reason})
-        except Exception:
+        except Exception as err:
             _log.exception("unexpected failure, message will be redelivered")
-            raise
+            raise RedeliverError() from err
         finally:
             context.clear()
 

@@ -196,14 +196,13 @@ class VertexAIError(GenmediaError):
     reason = "UPSTREAM_UNAVAILABLE"
     retryable = True
     default_message = "the generation service is unavailable; try again later"
-    default_retry_after = 5.0
+    default_retry_after: float | None = 5.0
 
 
 class UpstreamTimeoutError(VertexAIError):
-    """Vertex AI did not answer inside our deadline; the request may be retried."""
+    """Vertex AI did not answer inside our deadline; the request may be retried (503, not 504:
+    our own deadline held, the service behind us is what was unavailable)."""
 
-    http_status = 504
-    grpc_status = "DEADLINE_EXCEEDED"
     reason = "UPSTREAM_TIMEOUT"
     default_message = "the generation service did not answer in time"
 

@@ -53,15 +53,16 @@ class Router:
 
     def __init__(self) -> None:
         self._map = Map(strict_slashes=False, merge_slashes=False)
-        self._handlers: dict[str, Handler] = {}
+        self._handlers: dict[str, tuple[Handler, str | None]] = {}
 
-    def route(self, method: str, path: str) -> Callable[[Handler], Handler]:
-        """Register a handler called as `handler(request, **path_args)`."""
+    def route(self, method: str, path: str, *, scope: str | None = None) -> Callable[[Handler], Handler]:
+        """Register a handler: `handler(request, **path_args)`, or with a scope
+        `handler(request, principal, **path_args)` after authentication (`scope="tick"`: Cloud Scheduler)."""
 
         def register(handler: Handler) -> Handler:
             endpoint = f"{method} {path}"
             self._map.add(Rule(path, methods=[method], endpoint=endpoint))
-            self._handlers[endpoint] = handler
+            self._handlers[endpoint] = (handler, scope)
             return handler
 
         return register
@@ -81,7 +82,13 @@ class Router:
             raise raised from None
         except HTTPException:
             raise NotFoundError(f"no route for {request.method} {request.path[:200]}") from None
-        return self._handlers[str(endpoint)](request, **args)
+        handler, scope = self._handlers[str(endpoint)]
+        if scope is None:
+            return handler(request, **args)
+        from shared import access  # the API-key machinery only loads for routes that need it
+
+        principal = access.authenticate_tick(request) if scope == "tick" else access.authenticate(request, scope)
+        return handler(request, principal, **args)
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> flask.Response:
@@ -148,8 +155,12 @@ def error_response(err: GenmediaError, request_id: str | None) -> flask.Response
         headers["Retry-After"] = str(retry_after)
     if isinstance(err, MethodNotAllowedError) and err.metadata.get("allow"):
         headers["Allow"] = err.metadata["allow"]
-    if err.http_status == 401:
-        headers["WWW-Authenticate"] = 'Bearer realm="genmedia"'
+    if err.http_status in (401, 403):
+        from shared.apikeys import www_authenticate
+
+        challenge = www_authenticate(err)
+        if challenge:
+            headers["WWW-Authenticate"] = challenge
     return json_response(error_body(err, request_id), err.http_status, headers)
 
 
@@ -230,14 +241,14 @@ def http_app(router: Router) -> Callable[[flask.Request], flask.Response]:
 
 
 def install_error_handlers(
-    on_http_error: Callable[[HTTPException], flask.Response | None] | None = None,
+    on_error: Callable[[BaseException], flask.Response | None] | None = None,
 ) -> None:
     """Render functions-framework's own errors (its 404s, 400s, crashes) in our format too."""
     import functions_framework
 
     def render(exc: BaseException) -> flask.Response:
-        if on_http_error is not None and isinstance(exc, HTTPException):
-            handled = on_http_error(exc)
+        if on_error is not None:
+            handled = on_error(exc)
             if handled is not None:
                 return handled
         request_id = context.current().get("request_id") or _request_id(flask.request)

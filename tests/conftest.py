@@ -10,10 +10,15 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from shared import config, context, database
+from shared import apikeys, breaker, config, context, database, generation, oidc
+from shared.media.backends import reset_backends
 
 ROOT = Path(__file__).resolve().parent.parent
-pytest_plugins = ["tests.servers"]
+# Tests run offline: the local backend unless a test points the Vertex backend at the stand-in.
+os.environ.setdefault("GENERATION_BACKEND", "local")
+os.environ.setdefault("GOOGLE_CLOUD_PROJECT", "genmedia-test")
+os.environ.setdefault("API_KEY_PEPPER", "test-pepper-" + "0123456789abcdef" * 3)
+pytest_plugins = ["tests.servers", "tests.standin.fixtures"]
 
 
 @pytest.fixture(autouse=True)
@@ -24,6 +29,11 @@ def _reset_module_state() -> Iterator[None]:
     yield
     context.clear()
     database.dispose_engine()
+    reset_backends()
+    apikeys.clear_key_cache()
+    breaker.reset_breakers()
+    oidc.clear_certs_cache()
+    generation._breakers_configured = False
     config.get_settings.cache_clear()
 
 
@@ -89,3 +99,24 @@ def db(test_database: DatabaseHandle, monkeypatch: pytest.MonkeyPatch) -> Databa
     config.get_settings.cache_clear()
     test_database.truncate()
     return test_database
+
+
+def mint_key(name: str = "tester", scopes: tuple[str, ...] = ("generate", "batch", "schedule")) -> str:
+    """A fresh API key in the test database (needs `db`)."""
+    pepper = config.get_settings().api_key_pepper
+    assert pepper is not None
+    with database.session_scope() as session:
+        key, _ = apikeys.create_key(session, name, scopes, pepper=pepper.get_secret_value())
+    return key
+
+
+@pytest.fixture
+def api_key(db: DatabaseHandle) -> str:
+    """An API key with every non-admin scope."""
+    return mint_key()
+
+
+@pytest.fixture
+def admin_key(db: DatabaseHandle) -> str:
+    """An API key with the admin scope (the tick accepts it)."""
+    return mint_key("admin", ("admin",))

@@ -26,15 +26,21 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def make_client(function: str, source: Path | None = None) -> Any:
-    """A Flask test client of one function, loaded the way functions-framework loads it."""
+def make_client(function: str, source: Path | None = None, *, key: str | None = None) -> Any:
+    """A Flask test client of one function, loaded the way functions-framework loads it.
+
+    With `key`, every request carries `Authorization: Bearer <key>` unless it sets its own.
+    """
     import functions_framework
 
     app = functions_framework.create_app(
         target=function, source=str(source or ROOT / "functions" / function / "main.py"),
         signature_type=SIGNATURES.get(function, "http"),
     )
-    return app.test_client()
+    client = app.test_client()
+    if key:
+        client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {key}"
+    return client
 
 
 class ServedFunction:
@@ -94,15 +100,15 @@ def _wait_ready(served: ServedFunction, path: str, timeout: float) -> None:
 
 
 @pytest.fixture
-def generation_client(db: Any) -> Any:
-    """Test client of the generation function, on the test database."""
-    return make_client("generation")
+def generation_client(db: Any, api_key: str) -> Any:
+    """Test client of the generation function, on the test database, with an API key."""
+    return make_client("generation", key=api_key)
 
 
 @pytest.fixture
-def scheduling_client(db: Any) -> Any:
-    """Test client of the scheduling function, on the test database."""
-    return make_client("scheduling")
+def scheduling_client(db: Any, api_key: str) -> Any:
+    """Test client of the scheduling function, on the test database, with an API key."""
+    return make_client("scheduling", key=api_key)
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import flask
 import functions_framework
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared import exceptions as ex
 from shared.config import load_settings_or_exit
@@ -25,6 +25,8 @@ _log = get_logger("probe")
 
 class Item(BaseModel):
     """A body with the shapes real requests have."""
+
+    model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(min_length=1)
     count: int = Field(default=1, ge=1, le=4)

@@ -1,0 +1,345 @@
+#!/usr/bin/env bash
+# deploy.sh: stage, migrate and deploy genmedia's three Cloud Functions (gen2) to one environment.
+#
+# Terraform (infra/environments/<env>) builds the platform first: APIs, service accounts, Cloud SQL,
+# the DB password secret, Pub/Sub topics, the bucket, the scheduler job. This script then ships the
+# code, reading the same infra/environments/<env>/terraform.tfvars. See docs/deployment.md.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+readonly ROOT
+readonly PYTHON="${ROOT}/.venv/bin/python"
+# Consumers before producers: batch must understand a new message before anyone publishes one.
+readonly FUNCTIONS=(batch generation scheduling)
+readonly PUBSUB_MAX_ACK_DEADLINE=600
+
+ENV_NAME="dev"
+ONLY=""
+DRY_RUN=false
+STAGE_DIR=""
+CONFIG_FILE=""
+DB_PASSWORD=""
+declare -A CFG=()
+
+usage() {
+  cat <<'EOF'
+Usage: ./deploy.sh [--env ENV] [--only FUNCTION] [--dry-run] [--stage-dir DIR] [--config FILE]
+
+Deploy the generation, batch and scheduling functions (Cloud Functions gen2) to ENV.
+
+  --env ENV          environment under infra/environments/ (default: dev)
+  --only FUNCTION    deploy one function: generation, batch or scheduling
+  --dry-run          print every gcloud, make and database command; run none of them
+                     (the packages are still staged locally, to check them)
+  --stage-dir DIR    stage the packages into DIR (new or empty) and keep them
+  --config FILE      read the settings from FILE instead of infra/environments/ENV/terraform.tfvars
+
+Steps: read and check the settings (pool budget included), stage each function's package (main.py
+at its root, its folder, shared/, requirements.txt), migrate the database, deploy each function, grant invokers,
+then give the batch trigger's subscription its retry and dead-letter policy.
+
+Environment: MIGRATION_DATABASE_URL, when set, is the database URL migrations use (e.g. through the
+Cloud SQL Auth Proxy); otherwise they go through the Cloud SQL connector as the owner user, with
+its password read from Secret Manager. MAKE overrides the make command.
+EOF
+}
+
+die() {
+  printf 'deploy.sh: %s\n' "$*" >&2
+  exit 1
+}
+
+note() {
+  printf '==> %s\n' "$*" >&2
+}
+
+# A command as one shell-readable line; only words that need it are quoted.
+format_command() {
+  local word out=""
+  for word in "$@"; do
+    if [[ $word =~ ^[A-Za-z0-9_./:=,@+%-]+$ ]]; then
+      out+="${word} "
+    else
+      out+="'${word//\'/\'\\\'\'}' "
+    fi
+  done
+  printf '%s' "${out% }"
+}
+
+# Run a command, or in a dry run print it (on the script's stdout) and run nothing.
+run() {
+  if "$DRY_RUN"; then
+    printf '%s\n' "$(format_command "$@")" >&3
+    return 0
+  fi
+  printf '+ %s\n' "$(format_command "$@")" >&2
+  "$@"
+}
+
+# Print the output of a read-only lookup; in a dry run print the command and a placeholder instead.
+query() {
+  local placeholder="$1"
+  shift
+  if "$DRY_RUN"; then
+    printf '%s\n' "$(format_command "$@")" >&3
+    printf '%s\n' "$placeholder"
+    return 0
+  fi
+  printf '+ %s\n' "$(format_command "$@")" >&2
+  "$@"
+}
+
+is_function() {
+  local fn
+  for fn in "${FUNCTIONS[@]}"; do
+    [[ $fn == "$1" ]] && return 0
+  done
+  return 1
+}
+
+parse_args() {
+  while (($# > 0)); do
+    case "$1" in
+      --env) (($# >= 2)) || die "--env needs a value (dev, prod, ...)"; ENV_NAME="$2"; shift 2 ;;
+      --env=*) ENV_NAME="${1#*=}"; shift ;;
+      --only) (($# >= 2)) || die "--only needs a function: generation, batch or scheduling"; ONLY="$2"; shift 2 ;;
+      --only=*) ONLY="${1#*=}"; shift ;;
+      --dry-run) DRY_RUN=true; shift ;;
+      --stage-dir) (($# >= 2)) || die "--stage-dir needs a directory"; STAGE_DIR="$2"; shift 2 ;;
+      --stage-dir=*) STAGE_DIR="${1#*=}"; shift ;;
+      --config) (($# >= 2)) || die "--config needs a terraform.tfvars file"; CONFIG_FILE="$2"; shift 2 ;;
+      --config=*) CONFIG_FILE="${1#*=}"; shift ;;
+      -h | --help) usage; exit 0 ;;
+      *) die "unknown argument '$1' (see ./deploy.sh --help)" ;;
+    esac
+  done
+  [[ $ENV_NAME =~ ^[a-z][a-z0-9_-]*$ ]] || die "--env must be an environment name such as dev or prod"
+  if [[ -n $ONLY ]] && ! is_function "$ONLY"; then
+    die "--only must be generation, batch or scheduling, not '${ONLY}'"
+  fi
+  CONFIG_FILE="${CONFIG_FILE:-${ROOT}/infra/environments/${ENV_NAME}/terraform.tfvars}"
+}
+
+require_python() {
+  [[ -x $PYTHON ]] || die "${PYTHON} is missing: run 'make install' first"
+  "$PYTHON" -c 'import hcl2' 2>/dev/null || die "python-hcl2 is not installed in .venv: run 'make install'"
+}
+
+# gcloud, make and credentials; checked after the settings, so a bad config never reaches gcloud.
+require_cloud_tools() {
+  "$DRY_RUN" && return 0
+  command -v gcloud >/dev/null || die "gcloud is not installed: https://cloud.google.com/sdk/docs/install"
+  command -v "${MAKE:-make}" >/dev/null || die "make is not installed"
+  gcloud auth print-access-token >/dev/null 2>&1 || die "gcloud has no active credentials: run 'gcloud auth login'"
+  if [[ -z ${MIGRATION_DATABASE_URL:-} ]]; then
+    gcloud auth application-default print-access-token >/dev/null 2>&1 ||
+      die "migrations need application default credentials: run 'gcloud auth application-default login'"
+  fi
+}
+
+# Read the environment through infra/scripts/deploy_config.py, which also applies the pool budget.
+load_config() {
+  local output line
+  output="$("$PYTHON" "${ROOT}/infra/scripts/deploy_config.py" "$CONFIG_FILE" "$ENV_NAME")" || exit 1
+  while IFS= read -r line; do
+    CFG["${line%%=*}"]="${line#*=}"
+  done <<<"$output"
+}
+
+# The functions this run deploys, in deploy order.
+TARGETS=()
+select_functions() {
+  if [[ -n $ONLY ]]; then
+    TARGETS=("$ONLY")
+  else
+    TARGETS=("${FUNCTIONS[@]}")
+  fi
+}
+
+# What Cloud Build sees for one function: main.py at the root (what the runtime loads), the function's
+# folder as the package functions/<fn>/ (so `from functions.<fn> import service` resolves), shared/
+# and requirements.txt. No other function is copied, so importing one fails here, not in production.
+stage_function() {
+  local fn="$1" dest="$2" src="${ROOT}/functions/$1"
+  [[ -f ${src}/main.py ]] || die "functions/${fn}/main.py is missing"
+  mkdir -p "${dest}/functions"
+  cp "${src}/main.py" "${dest}/main.py"
+  cp "${ROOT}/functions/__init__.py" "${dest}/functions/__init__.py" 2>/dev/null ||
+    printf '"""The one function staged here."""\n' >"${dest}/functions/__init__.py"
+  cp -R "$src" "${dest}/functions/${fn}"
+  cp -R "${ROOT}/shared" "${dest}/shared"
+  cp "${ROOT}/requirements.txt" "${dest}/requirements.txt"
+  find "$dest" \( -name __pycache__ -o -name '*.pyc' -o -name '.*_cache' \) -prune -exec rm -rf {} +
+  printf '%s\n' "# Staged by deploy.sh: upload everything but caches." ".gcloudignore" "__pycache__/" "*.pyc" \
+    >"${dest}/.gcloudignore"
+}
+
+stage_packages() {
+  local fn
+  if [[ -n $STAGE_DIR ]]; then
+    if [[ -e $STAGE_DIR && -n "$(ls -A "$STAGE_DIR")" ]]; then
+      die "--stage-dir ${STAGE_DIR} is not empty"
+    fi
+    mkdir -p "$STAGE_DIR"
+    STAGE_DIR="$(cd "$STAGE_DIR" && pwd)"
+  else
+    STAGE_DIR="$(mktemp -d "${TMPDIR:-/tmp}/genmedia-deploy.XXXXXX")"
+    trap 'rm -rf "$STAGE_DIR"' EXIT
+  fi
+  for fn in "${TARGETS[@]}"; do
+    stage_function "$fn" "${STAGE_DIR}/${fn}"
+  done
+  note "staged packages in ${STAGE_DIR}"
+}
+
+# Run "$@" with the migration connection in its environment, never on its command line.
+# The printed line names the secret variables instead of showing their values.
+# shellcheck disable=SC2016
+with_migration_db() {
+  local -a shown=(env -u DATABASE_URL)
+  if [[ -n ${MIGRATION_DATABASE_URL:-} ]]; then
+    shown+=('DATABASE_URL=$MIGRATION_DATABASE_URL')
+  else
+    shown+=("INSTANCE_CONNECTION_NAME=${CFG[name.instance_connection_name]}" "DB_USER=${CFG[name.db_owner_user]}"
+      "DB_NAME=${CFG[name.database]}" DB_IAM_AUTH=false 'DB_PASS=$DB_PASS')
+  fi
+  if "$DRY_RUN"; then
+    printf '%s\n' "$(format_command "${shown[@]}" "$@")" >&3
+    return 0
+  fi
+  printf '+ %s\n' "$(format_command "${shown[@]}" "$@")" >&2
+  (
+    unset DATABASE_URL DB_PASS DB_IAM_AUTH INSTANCE_CONNECTION_NAME
+    if [[ -n ${MIGRATION_DATABASE_URL:-} ]]; then
+      export DATABASE_URL="$MIGRATION_DATABASE_URL"
+    else
+      export INSTANCE_CONNECTION_NAME="${CFG[name.instance_connection_name]}" DB_USER="${CFG[name.db_owner_user]}"
+      export DB_NAME="${CFG[name.database]}" DB_IAM_AUTH=false DB_PASS="$DB_PASSWORD"
+    fi
+    "$@"
+  )
+}
+
+# Migrations run before any function is deployed, so no new code meets an old schema; they must stay
+# backwards compatible with the code still serving until its deploy finishes (expand, then contract).
+migrate_database() {
+  note "migrating ${CFG[name.instance_connection_name]} (before any function switches traffic)"
+  if [[ -z ${MIGRATION_DATABASE_URL:-} ]]; then
+    DB_PASSWORD="$(query 'DB_PASS' gcloud secrets versions access latest \
+      --secret="${CFG[name.db_password_secret]}" --project="${CFG[project_id]}")"
+    [[ -n $DB_PASSWORD ]] || die "secret ${CFG[name.db_password_secret]} is empty: run terraform apply first"
+  fi
+  with_migration_db "${MAKE:-make}" -C "$ROOT" migrate
+  if [[ ${CFG[db_iam_auth]} == true ]]; then
+    # The functions' IAM users own nothing: give them DML on the tables the migration may have added.
+    # shellcheck disable=SC2086 # db_users is a space-separated list of plain names
+    with_migration_db "$PYTHON" "${ROOT}/infra/scripts/grant_db_access.py" ${CFG[db_users]}
+  fi
+}
+
+deploy_function() {
+  local fn="$1" source_dir="$2" at="fn.$1."
+  local -a cmd=(
+    gcloud functions deploy "${CFG[${at}name]}"
+    --gen2
+    --project="${CFG[project_id]}"
+    --region="${CFG[region]}"
+    --runtime="${CFG[runtime]}"
+    --source="$source_dir"
+    --entry-point="$fn"
+    --service-account="${CFG[sa.${fn}]}"
+    --build-service-account="projects/${CFG[project_id]}/serviceAccounts/${CFG[sa.builder]}"
+    --set-env-vars="${CFG[${at}env_vars]}"
+    --memory="${CFG[${at}memory]}"
+    --cpu="${CFG[${at}cpu]}"
+    --timeout="${CFG[${at}timeout]}"
+    --min-instances="${CFG[${at}min_instances]}"
+    --max-instances="${CFG[${at}max_instances]}"
+    --concurrency="${CFG[${at}concurrency]}"
+    --ingress-settings="${CFG[${at}ingress]}"
+  )
+  if [[ -n ${CFG[${at}secrets]} ]]; then
+    cmd+=(--set-secrets="${CFG[${at}secrets]}")
+  else
+    cmd+=(--clear-secrets)
+  fi
+  if [[ $fn == batch ]]; then
+    cmd+=(--trigger-topic="${CFG[name.batch_topic]}" --trigger-location="${CFG[region]}"
+      --trigger-service-account="${CFG[sa.eventarc]}" --retry --no-allow-unauthenticated)
+  elif [[ ${CFG[${at}public]} == true ]]; then
+    cmd+=(--trigger-http --allow-unauthenticated)
+  else
+    cmd+=(--trigger-http --no-allow-unauthenticated)
+  fi
+  note "deploying ${fn} as ${CFG[${at}name]}"
+  run "${cmd[@]}" --quiet
+}
+
+# run.invoker on the function's Cloud Run service: the Eventarc identity for batch, Cloud
+# Scheduler's identity for scheduling, and invoker_members for the two HTTP APIs.
+grant_invokers() {
+  local fn="$1" member
+  local -a members=() extra=()
+  case "$fn" in
+    batch) members=("serviceAccount:${CFG[sa.eventarc]}") ;;
+    scheduling) members=("serviceAccount:${CFG[sa.scheduler]}") ;;
+  esac
+  if [[ $fn != batch && -n ${CFG[invoker_members]} ]]; then
+    read -r -a extra <<<"${CFG[invoker_members]}"
+    members+=("${extra[@]}")
+  fi
+  for member in "${members[@]}"; do
+    run gcloud functions add-invoker-policy-binding "${CFG[fn.${fn}.name]}" \
+      --project="${CFG[project_id]}" --region="${CFG[region]}" --member="$member"
+  done
+}
+
+# The subscription feeding batch belongs to its Eventarc trigger, so it is configured here rather
+# than in Terraform: retries with backoff, and after max_delivery_attempts the dead-letter topic.
+configure_batch_subscription() {
+  local project="${CFG[project_id]}" region="${CFG[region]}" trigger subscription number ack timeout
+  trigger="$(query '<trigger of the batch function>' gcloud functions describe "${CFG[fn.batch.name]}" \
+    --project="$project" --region="$region" --format='value(eventTrigger.trigger)')"
+  subscription="$(query '<subscription of the batch trigger>' gcloud eventarc triggers describe "$trigger" \
+    --project="$project" --location="$region" --format='value(transport.pubsub.subscription)')"
+  number="$(query '<project number>' gcloud projects describe "$project" --format='value(projectNumber)')"
+  [[ -n $subscription ]] || die "could not find the subscription of the batch trigger ${trigger}"
+  # Pub/Sub must not redeliver while the function may still be working on the message.
+  timeout="${CFG[fn.batch.timeout]%s}"
+  ack=$((timeout + 60 > PUBSUB_MAX_ACK_DEADLINE ? PUBSUB_MAX_ACK_DEADLINE : timeout + 60))
+  run gcloud pubsub subscriptions update "$subscription" --project="$project" \
+    --ack-deadline="$ack" --min-retry-delay=10s --max-retry-delay=600s \
+    --dead-letter-topic="projects/${project}/topics/${CFG[name.dead_letter_topic]}" \
+    --max-delivery-attempts="${CFG[max_delivery_attempts]}"
+  # Pub/Sub's own agent moves messages to the dead-letter topic; it must be able to ack them here.
+  run gcloud pubsub subscriptions add-iam-policy-binding "$subscription" --project="$project" \
+    --member="serviceAccount:service-${number}@gcp-sa-pubsub.iam.gserviceaccount.com" \
+    --role=roles/pubsub.subscriber
+}
+
+main() {
+  exec 3>&1
+  parse_args "$@"
+  select_functions
+  require_python
+  load_config
+  require_cloud_tools
+  local total="${ONLY:-all three functions}" fn
+  if "$DRY_RUN"; then
+    note "dry run for ${ENV_NAME} (${CFG[project_id]}): ${total}; printing commands, running none"
+  else
+    note "deploying ${total} to ${ENV_NAME} (${CFG[project_id]})"
+  fi
+  stage_packages
+  migrate_database
+  for fn in "${TARGETS[@]}"; do
+    deploy_function "$fn" "${STAGE_DIR}/${fn}"
+    grant_invokers "$fn"
+    if [[ $fn == batch ]]; then
+      configure_batch_subscription
+    fi
+  done
+  note "done: ${ENV_NAME}"
+}
+
+main "$@"

@@ -1,0 +1,67 @@
+"""One batch item per message: at most one effect however often it is delivered.
+
+Pub/Sub delivers at least once, in any order, sometimes concurrently. The item's row decides: a lease
+lets one delivery work at a time, final statuses make duplicates no-ops, and the attempt counter
+(ours, since direct push carries no `deliveryAttempt`) bounds retries of transient failures.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pydantic
+
+from functions.batch.models import BatchItemMessage
+from shared.breaker import CircuitOpenError
+from shared.config import get_settings
+from shared.database import session_scope
+from shared.events import MalformedMessageError, PubSubMessage
+from shared.exceptions import GenmediaError, ServiceUnavailableError
+from shared.generation import fail_job, run_generation
+from shared.jobs import JobError, claim_item, release_item
+
+_log = logging.getLogger("genmedia.batch")
+
+
+class ItemBusyError(ServiceUnavailableError):
+    """Another delivery of this item is being processed right now; redeliver later."""
+
+    reason = "ITEM_IN_PROGRESS"
+    default_message = "the item is being processed by another delivery"
+
+
+def parse_item(message: PubSubMessage) -> BatchItemMessage:
+    """The item payload, or MalformedMessageError (acked: a retry cannot fix it)."""
+    try:
+        return BatchItemMessage.model_validate(message.json())
+    except pydantic.ValidationError:
+        raise MalformedMessageError(detail="data is not a batch item payload") from None
+
+
+def process_item(message: PubSubMessage) -> None:
+    """Run the item's generation once; raise only what Pub/Sub should redeliver."""
+    item = parse_item(message)
+    settings = get_settings()
+    lease = settings.vertex_deadline_seconds + 30
+    with session_scope() as session:
+        state, attempts = claim_item(session, item.item_id, lease_seconds=lease)
+    attempts = max(attempts, message.delivery_attempt or 0)
+    if state == "missing":
+        raise MalformedMessageError(f"item {item.item_id[:80]} does not exist")
+    if state == "finished":
+        _log.info("duplicate delivery acknowledged", extra={"item_id": item.item_id})
+        return
+    if state == "busy":
+        raise ItemBusyError()
+    try:
+        job = run_generation(item.item_id)
+    except GenmediaError as err:
+        if attempts >= settings.max_delivery_attempts and not isinstance(err, CircuitOpenError):
+            _log.error("item failed after %d attempts: %s", attempts, err, extra={"item_id": item.item_id})
+            fail_job(item.item_id, JobError(reason=err.reason, message=f"{err.message} (gave up after {attempts} attempts)"))
+            return
+        with session_scope() as session:
+            # An open breaker is Vertex AI being down, not this item failing: do not spend an attempt.
+            release_item(session, item.item_id, refund_attempt=isinstance(err, CircuitOpenError))
+        raise
+    _log.info("item processed", extra={"item_id": item.item_id, "status": job.status, "attempts": attempts})

@@ -1,0 +1,83 @@
+"""Entry point of the generation function: the public HTTP API for generations and batches.
+
+Thin on purpose: parse the request, call the service, render the result.
+"""
+
+from __future__ import annotations
+
+import flask
+import functions_framework
+from shared.logging import configure_logging
+
+from functions.generation import service
+from functions.generation.models import BatchCreate
+from shared.access import limit
+from shared.apikeys import Principal
+from shared.config import load_settings_or_exit
+from shared.health import register_health_routes
+from shared.http_api import Router, http_app, install_error_handlers, json_response, read_json
+from shared.idempotency import body_hash, parse_key
+from shared.media.request import GenerationRequest
+from shared.validation import parse_model
+
+configure_logging(load_settings_or_exit())
+install_error_handlers()
+
+router = Router()
+register_health_routes(router)
+
+
+@router.route("POST", "/v1/generations", scope="generate")
+def create_generation(request: flask.Request, principal: Principal) -> flask.Response:
+    """Start a generation: 201 with an image's final job, 202 with a running video."""
+    body = read_json(request)
+    generation_request = parse_model(GenerationRequest, body)
+    key = parse_key(request.headers.get("Idempotency-Key"))
+    limit(principal, "generate")
+    job, created = service.create_generation(generation_request, owner_id=principal.key_id,
+                                             idempotency_key=key, digest=body_hash(body))
+    status = 202 if job.status in ("queued", "running") else 201
+    headers = {"Location": f"/v1/generations/{job.id}"}
+    if not created:
+        headers["Idempotent-Replayed"] = "true"
+        status = 200
+    return json_response(job.model_dump(mode="json"), status, headers)
+
+
+@router.route("GET", "/v1/generations/<job_id>", scope="generate")
+def get_generation(request: flask.Request, principal: Principal, job_id: str) -> flask.Response:
+    """One job; reading a running video advances it."""
+    limit(principal, "read")
+    job = service.read_generation(job_id, owner_id=principal.key_id)
+    return json_response(job.model_dump(mode="json"))
+
+
+@router.route("POST", "/v1/batches", scope="batch")
+def create_batch(request: flask.Request, principal: Principal) -> flask.Response:
+    """Record a batch of up to 1,000 generations and fan it out through Pub/Sub: 202."""
+    body = read_json(request)
+    batch_request = parse_model(BatchCreate, body)
+    key = parse_key(request.headers.get("Idempotency-Key"))
+    limit(principal, "batch", cost=len(batch_request.items))
+    batch, created = service.create_batch(batch_request.items, owner_id=principal.key_id,
+                                          idempotency_key=key, digest=body_hash(body))
+    headers = {"Location": f"/v1/batches/{batch.id}"}
+    if not created:
+        headers["Idempotent-Replayed"] = "true"
+    return json_response(batch.model_dump(mode="json"), 202 if created else 200, headers)
+
+
+@router.route("GET", "/v1/batches/<batch_id>", scope="batch")
+def get_batch(request: flask.Request, principal: Principal, batch_id: str) -> flask.Response:
+    """A batch, with its status and per-status item counts."""
+    limit(principal, "read")
+    return json_response(service.read_batch(batch_id, owner_id=principal.key_id).model_dump(mode="json"))
+
+
+_handle = http_app(router)
+
+
+@functions_framework.http
+def generation(request: flask.Request) -> flask.Response:
+    """Serve one HTTP request."""
+    return _handle(request)

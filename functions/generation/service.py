@@ -1,0 +1,113 @@
+"""The generation function's work, on typed models: create and read generations."""
+
+from __future__ import annotations
+
+import logging
+
+from shared.batches import Batch, NewBatch, create_batches, get_batch
+from shared.config import get_settings
+from shared.database import session_scope
+from shared.exceptions import FieldViolation, GenmediaError, ServiceUnavailableError, ValidationError
+from shared.generation import advance_video, run_generation
+from shared.idempotency import claim, release
+from shared.jobs import Job, create_job, get_job, mark_failed, new_id
+from shared.media.capabilities import resolve
+from shared.media.request import GenerationRequest
+from shared.outbox import publish_pending
+
+SCOPE_GENERATIONS = "generations"
+_log = logging.getLogger("genmedia.generation")
+
+
+def create_generation(
+    request: GenerationRequest, *, owner_id: str, idempotency_key: str | None, digest: str
+) -> tuple[Job, bool]:
+    """Record and run one generation; returns the job and whether this call created it."""
+    resolved = resolve(request)
+    job_id = new_id("gen")
+    with session_scope() as session:
+        if idempotency_key is not None:
+            existing = claim(session, owner_id=owner_id, scope=SCOPE_GENERATIONS, key=idempotency_key,
+                             digest=digest, resource_id=job_id)
+            if existing != job_id:
+                return Job.from_row(get_job(session, existing, owner_id=owner_id)), False
+        create_job(session, resolved, owner_id=owner_id, job_id=job_id, status="running")
+    try:
+        return run_generation(job_id), True
+    except GenmediaError as err:
+        # Transient: the job is recorded as failed, and the key is released so a retry runs again.
+        with session_scope() as session:
+            mark_failed(session, job_id, err)
+            release(session, resource_id=job_id)
+        raise
+
+
+def read_generation(job_id: str, *, owner_id: str) -> Job:
+    """The job; a running video is polled first when its next poll is due."""
+    with session_scope() as session:
+        job = Job.from_row(get_job(session, job_id, owner_id=owner_id))
+    if job.status == "running" and job.kind == "video":
+        advance_video(job_id)
+        with session_scope() as session:
+            job = Job.from_row(get_job(session, job_id, owner_id=owner_id))
+    return job
+
+
+SCOPE_BATCHES = "batches"
+
+
+class BatchesNotConfiguredError(ServiceUnavailableError):
+    """PUBSUB_BATCH_TOPIC is not set on this function, so batches cannot be fanned out."""
+
+    reason = "BATCHES_NOT_CONFIGURED"
+    default_message = "batches are not available on this deployment"
+
+
+def resolve_items(items: list[GenerationRequest]) -> list[GenerationRequest]:
+    """Check every item against its model; one bad item rejects the batch, naming its index."""
+    resolved, violations = [], []
+    for index, item in enumerate(items):
+        try:
+            resolved.append(resolve(item))
+        except ValidationError as err:
+            violations += [FieldViolation(f"items[{index}].{v.field}", v.description) for v in err.violations]
+    if violations:
+        raised = ValidationError(f"{violations[0].field}: {violations[0].description}", violations=violations)
+        raised.metadata["field"] = violations[0].field
+        raise raised
+    return resolved
+
+
+def publish_outbox() -> None:
+    """Publish what is pending now; a failure leaves rows for the next request or tick."""
+    try:
+        publish_pending()
+    except GenmediaError as err:
+        _log.warning("outbox not published now, will be later: %s", err)
+
+
+def create_batch(
+    items: list[GenerationRequest], *, owner_id: str, idempotency_key: str | None, digest: str
+) -> tuple[Batch, bool]:
+    """Record a batch and its items, queue one message per item, publish; (batch, created)."""
+    topic = get_settings().pubsub_batch_topic
+    if not topic:
+        raise BatchesNotConfiguredError()
+    resolved = resolve_items(items)
+    batch_id = new_id("bat")
+    with session_scope() as session:
+        if idempotency_key is not None:
+            existing = claim(session, owner_id=owner_id, scope=SCOPE_BATCHES, key=idempotency_key,
+                             digest=digest, resource_id=batch_id)
+            if existing != batch_id:
+                return get_batch(session, existing, owner_id=owner_id), False
+        create_batches(session, [NewBatch(batch_id, owner_id, resolved)], topic=topic)
+    publish_outbox()
+    with session_scope() as session:
+        return get_batch(session, batch_id, owner_id=owner_id), True
+
+
+def read_batch(batch_id: str, *, owner_id: str) -> Batch:
+    """The batch with its per-status counts."""
+    with session_scope() as session:
+        return get_batch(session, batch_id, owner_id=owner_id)

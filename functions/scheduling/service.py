@@ -1,0 +1,252 @@
+"""Schedules: validate and store them, and fire every due one exactly once per due time.
+
+The tick claims due schedules with `FOR UPDATE SKIP LOCKED` in short transactions; in the same
+transaction it records the run (primary key: schedule + due time), writes its batch and outbox rows,
+and advances `next_run_at`. Publishing happens after commit, from the outbox. Concurrent ticks split
+the due schedules; a tick that dies mid-way leaves either nothing or a committed run to publish.
+
+Misfire policy: after downtime a cron schedule fires once for the missed window (its earliest
+missed time is recorded as `due_at`), then resumes at the first time after now.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select, text
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from functions.scheduling import cron
+from functions.scheduling.models import Schedule, ScheduleCreate, ScheduleRun, TickResult
+
+__all__ = ["Schedule", "claim_due_schedules", "create_schedule", "delete_schedule", "read_schedule", "set_paused", "tick"]
+from shared.batches import NewBatch, create_batches
+from shared.config import get_settings
+from shared.database import session_scope
+from shared.exceptions import FieldViolation, NotFoundError, ServiceUnavailableError, ValidationError
+from shared.generation import advance_due_videos
+from shared.idempotency import claim
+from shared.jobs import new_id
+from shared.media.capabilities import resolve
+from shared.media.request import GenerationRequest
+from shared.outbox import publish_pending
+from shared.ratelimit import prune_rate_limits
+from shared.tables import ScheduleRow, ScheduleRunRow, TickRow
+
+SCOPE = "schedules"
+RUNS_SHOWN = 20
+HOUSEKEEPING_LOCK = 7_326_190_115
+_log = logging.getLogger("genmedia.scheduling")
+
+
+class SchedulingNotConfiguredError(ServiceUnavailableError):
+    """PUBSUB_BATCH_TOPIC is not set, so schedule runs cannot be published."""
+
+    reason = "SCHEDULING_NOT_CONFIGURED"
+    default_message = "scheduling is not available on this deployment"
+
+
+def _invalid(field: str, description: str) -> ValidationError:
+    return ValidationError.for_field(field, description)
+
+
+def _resolve_requests(body: ScheduleCreate) -> list[GenerationRequest]:
+    if body.request is not None:
+        pairs = [("request", body.request)]
+    else:
+        pairs = [(f"requests[{i}]", r) for i, r in enumerate(body.requests or [])]
+    resolved, violations = [], []
+    for prefix, request in pairs:
+        try:
+            resolved.append(resolve(request))
+        except ValidationError as err:
+            violations += [FieldViolation(f"{prefix}.{v.field}", v.description) for v in err.violations]
+    if violations:
+        raised = ValidationError(f"{violations[0].field}: {violations[0].description}", violations=violations)
+        raised.metadata["field"] = violations[0].field
+        raise raised
+    return resolved
+
+
+def first_run(body: ScheduleCreate, now: datetime) -> datetime:
+    """When a new schedule fires first; ValidationError naming the field when it cannot."""
+    if body.run_at is not None:
+        if body.run_at <= now:
+            raise _invalid("run_at", "must be in the future")
+        return body.run_at.astimezone(UTC)
+    expression = body.cron or ""
+    if not cron.is_valid_cron(expression):
+        raise _invalid("cron", "must be a valid 5-field cron expression")
+    try:
+        tz = cron.parse_timezone(body.timezone or "UTC")
+    except ValueError:
+        raise _invalid("timezone", "must be an IANA timezone such as Europe/Paris") from None
+    try:
+        gap = cron.min_interval_seconds(expression, tz, now)
+    except ValueError:
+        raise _invalid("cron", "never fires") from None
+    minimum = get_settings().schedule_min_interval_seconds
+    if gap < minimum:
+        raise _invalid("cron", f"fires more often than every {minimum} seconds")
+    return cron.next_after(expression, tz, now)
+
+
+def create_schedule(
+    body: ScheduleCreate, *, owner_id: str, idempotency_key: str | None, digest: str
+) -> tuple[Schedule, bool]:
+    """Validate and store a schedule; (schedule, created)."""
+    requests = _resolve_requests(body)
+    next_run = first_run(body, datetime.now(UTC))
+    schedule_id = new_id("sch")
+    with session_scope() as session:
+        if idempotency_key is not None:
+            existing = claim(session, owner_id=owner_id, scope=SCOPE, key=idempotency_key, digest=digest,
+                             resource_id=schedule_id)
+            if existing != schedule_id:
+                return _view(session, _get(session, existing, owner_id)), False
+        row = ScheduleRow(
+            id=schedule_id, owner_id=owner_id, requests=[r.model_dump(exclude_none=True) for r in requests],
+            is_batch=body.requests is not None, cron=body.cron, timezone=(body.timezone or "UTC") if body.cron else None,
+            run_at=body.run_at, paused=False, next_run_at=next_run,
+        )
+        session.add(row)
+        session.flush()
+        return _view(session, row), True
+
+
+def _get(session: Session, schedule_id: str, owner_id: str, *, lock: bool = False) -> ScheduleRow:
+    row = session.get(ScheduleRow, schedule_id, with_for_update=lock)
+    if row is None or row.owner_id != owner_id:
+        raise NotFoundError(f"schedule {schedule_id[:64]} not found")
+    return row
+
+
+def _view(session: Session, row: ScheduleRow) -> Schedule:
+    session.refresh(row)
+    runs = session.execute(
+        select(ScheduleRunRow).where(ScheduleRunRow.schedule_id == row.id)
+        .order_by(ScheduleRunRow.due_at.desc()).limit(RUNS_SHOWN)
+    ).scalars().all()
+    requests = [GenerationRequest.model_validate(r) for r in row.requests]
+    state = "paused" if row.paused else "active" if row.next_run_at is not None else "completed"
+    return Schedule(
+        id=row.id, state=state, request=None if row.is_batch else requests[0],
+        requests=requests if row.is_batch else None, cron=row.cron, timezone=row.timezone, run_at=row.run_at,
+        next_run_at=row.next_run_at, last_run_at=row.last_run_at,
+        runs=[ScheduleRun(due_at=r.due_at, batch_id=r.batch_id, created_at=r.created_at) for r in runs],
+        created_at=row.created_at, updated_at=row.updated_at,
+    )
+
+
+def read_schedule(schedule_id: str, *, owner_id: str) -> Schedule:
+    """The schedule with its most recent runs."""
+    with session_scope() as session:
+        return _view(session, _get(session, schedule_id, owner_id))
+
+
+def delete_schedule(schedule_id: str, *, owner_id: str) -> None:
+    """Delete a schedule and its run history; batches it created stay."""
+    with session_scope() as session:
+        session.delete(_get(session, schedule_id, owner_id, lock=True))
+
+
+def set_paused(schedule_id: str, *, owner_id: str, paused: bool) -> Schedule:
+    """Pause, or resume from now on (times missed while paused do not fire)."""
+    with session_scope() as session:
+        row = _get(session, schedule_id, owner_id, lock=True)
+        if row.paused != paused:
+            row.paused = paused
+            if not paused and row.cron and row.next_run_at is not None:
+                now = datetime.now(UTC)
+                row.next_run_at = cron.next_after(row.cron, cron.parse_timezone(row.timezone or "UTC"), now)
+            row.updated_at = func.now()  # type: ignore[assignment]
+        session.flush()
+        return _view(session, row)
+
+
+def _advance(row: ScheduleRow, due: datetime, now: datetime) -> datetime | None:
+    if not row.cron:
+        return None
+    return cron.next_after(row.cron, cron.parse_timezone(row.timezone or "UTC"), max(due, now))
+
+
+def claim_due_schedules(limit: int, topic: str, *, now: datetime | None = None) -> tuple[int, int]:
+    """Fire up to `limit` schedules due at `now` (default: the database's clock): (claimed, fired)."""
+    with session_scope() as session:
+        now = now or session.execute(select(func.now())).scalar_one()
+        rows = session.execute(
+            select(ScheduleRow)
+            .where(ScheduleRow.next_run_at <= now, ScheduleRow.paused.is_(False))
+            .order_by(ScheduleRow.next_run_at).limit(limit)
+            .with_for_update(skip_locked=True)
+        ).scalars().all()
+        fired: list[NewBatch] = []
+        for row in rows:
+            due = row.next_run_at
+            assert due is not None
+            batch_id = new_id("bat")
+            recorded = session.execute(
+                insert(ScheduleRunRow).values(schedule_id=row.id, due_at=due, batch_id=batch_id)
+                .on_conflict_do_nothing().returning(ScheduleRunRow.batch_id)
+            ).scalar_one_or_none()
+            if recorded is not None:
+                requests = [GenerationRequest.model_validate(r) for r in row.requests]
+                fired.append(NewBatch(batch_id, row.owner_id, requests, schedule_id=row.id))
+            row.last_run_at = due
+            row.next_run_at = _advance(row, due, now)
+            row.updated_at = now
+        if fired:
+            create_batches(session, fired, topic=topic)
+        return len(rows), len(fired)
+
+
+def _tick_seen(job_name: str, schedule_time: str) -> bool:
+    with session_scope() as session:
+        return session.get(TickRow, (job_name, schedule_time)) is not None
+
+
+def _record_tick(job_name: str, schedule_time: str, fired: int) -> None:
+    with session_scope() as session:
+        session.execute(insert(TickRow).values(job_name=job_name, schedule_time=schedule_time, fired=fired)
+                        .on_conflict_do_nothing())
+
+
+def housekeeping() -> bool:
+    """Prune old tick records, published outbox rows and idempotency keys; one ticker at a time."""
+    with session_scope() as session:
+        if not session.execute(text("SELECT pg_try_advisory_xact_lock(:id)"), {"id": HOUSEKEEPING_LOCK}).scalar():
+            return False
+        session.execute(text("DELETE FROM ticks WHERE created_at < now() - interval '2 days'"))
+        session.execute(text("DELETE FROM outbox WHERE published_at < now() - interval '7 days'"))
+        session.execute(text("DELETE FROM idempotency_keys WHERE created_at < now() - interval '2 days'"))
+        prune_rate_limits(session)
+    return True
+
+
+def tick(*, job_name: str | None, schedule_time: str | None) -> TickResult:
+    """Fire due schedules, publish the outbox, advance running videos. Safe to run concurrently."""
+    settings = get_settings()
+    topic = settings.pubsub_batch_topic
+    if not topic:
+        raise SchedulingNotConfiguredError()
+    duplicate = bool(job_name and schedule_time and _tick_seen(job_name, schedule_time))
+    fired = 0
+    if not duplicate:
+        while True:
+            claimed, fired_now = claim_due_schedules(settings.tick_claim_chunk, topic)
+            fired += fired_now
+            if claimed < settings.tick_claim_chunk:
+                break
+        if job_name and schedule_time:
+            _record_tick(job_name, schedule_time, fired)
+    published = 0
+    while (count := publish_pending()) > 0:
+        published += count
+    videos = advance_due_videos()
+    housekeeping()
+    if fired or published or videos:
+        _log.info("tick", extra={"fired": fired, "published": published, "videos_polled": videos})
+    return TickResult(fired=fired, published=published, videos_polled=videos, duplicate_tick=duplicate)
+

@@ -1,0 +1,62 @@
+# The dev environment: the one place its settings live. Terraform reads it (terraform plan/apply in
+# this directory) and deploy.sh reads it (./deploy.sh --env dev). Every value is stated; nothing
+# relies on a default.
+
+project_id  = "genmedia-dev"
+region      = "europe-west1"
+name_prefix = "genmedia-dev"
+
+runtime               = "python312"
+log_level             = "DEBUG"
+vertex_location       = "us-central1"
+max_delivery_attempts = 5
+output_retention_days = 7
+scheduler_cron        = "* * * * *"
+scheduler_time_zone   = "Etc/UTC"
+invoker_members       = []
+
+db_tier                    = "db-custom-1-3840"
+db_version                 = "POSTGRES_16"
+db_edition                 = "ENTERPRISE"
+db_max_connections         = 100
+db_connection_reserve      = 15
+db_iam_auth                = true
+db_availability_type       = "ZONAL"
+db_deletion_protection     = false
+db_disk_size_gb            = 10
+db_pool_timeout_seconds    = 5
+db_connect_timeout_seconds = 10
+
+# Pool budget: 5 x (4 + 4) + 5 x (2 + 2) + 2 x (2 + 2) = 68 connections, below 100 - 15 = 85.
+functions = {
+  generation = {
+    memory                = "512Mi"
+    cpu                   = "1"
+    timeout_seconds       = 300
+    min_instances         = 0
+    max_instances         = 5
+    concurrency           = 8
+    ingress               = "all"
+    allow_unauthenticated = false
+  }
+  batch = {
+    memory                = "512Mi"
+    cpu                   = "1"
+    timeout_seconds       = 540
+    min_instances         = 0
+    max_instances         = 5
+    concurrency           = 4
+    ingress               = "internal-only"
+    allow_unauthenticated = false
+  }
+  scheduling = {
+    memory                = "512Mi"
+    cpu                   = "1"
+    timeout_seconds       = 300
+    min_instances         = 0
+    max_instances         = 2
+    concurrency           = 4
+    ingress               = "all"
+    allow_unauthenticated = false
+  }
+}

@@ -1,0 +1,62 @@
+# The prod environment: the one place its settings live. Terraform reads it (terraform plan/apply in
+# this directory) and deploy.sh reads it (./deploy.sh --env prod). Every value is stated; nothing
+# relies on a default.
+
+project_id  = "genmedia-prod"
+region      = "europe-west1"
+name_prefix = "genmedia-prod"
+
+runtime               = "python312"
+log_level             = "INFO"
+vertex_location       = "us-central1"
+max_delivery_attempts = 5
+output_retention_days = 30
+scheduler_cron        = "* * * * *"
+scheduler_time_zone   = "Etc/UTC"
+invoker_members       = []
+
+db_tier                    = "db-custom-4-16384"
+db_version                 = "POSTGRES_16"
+db_edition                 = "ENTERPRISE"
+db_max_connections         = 400
+db_connection_reserve      = 20
+db_iam_auth                = true
+db_availability_type       = "REGIONAL"
+db_deletion_protection     = true
+db_disk_size_gb            = 50
+db_pool_timeout_seconds    = 5
+db_connect_timeout_seconds = 10
+
+# Pool budget: 20 x (4 + 4) + 30 x (2 + 2) + 3 x (2 + 2) = 292 connections, below 400 - 20 = 380.
+functions = {
+  generation = {
+    memory                = "1Gi"
+    cpu                   = "1"
+    timeout_seconds       = 300
+    min_instances         = 1
+    max_instances         = 20
+    concurrency           = 8
+    ingress               = "all"
+    allow_unauthenticated = false
+  }
+  batch = {
+    memory                = "1Gi"
+    cpu                   = "1"
+    timeout_seconds       = 540
+    min_instances         = 0
+    max_instances         = 30
+    concurrency           = 4
+    ingress               = "internal-only"
+    allow_unauthenticated = false
+  }
+  scheduling = {
+    memory                = "512Mi"
+    cpu                   = "1"
+    timeout_seconds       = 300
+    min_instances         = 0
+    max_instances         = 3
+    concurrency           = 4
+    ingress               = "all"
+    allow_unauthenticated = false
+  }
+}

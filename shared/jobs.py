@@ -1,0 +1,195 @@
+"""Jobs in the database: creating them, reading them, and moving them between statuses.
+
+Every transition is a guarded UPDATE (`WHERE status IN (...)`), so a redelivered message, a second
+poller or a retried request can never move a job twice or out of a final status.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel, field_serializer
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from shared.exceptions import GenmediaError, NotFoundError
+from shared.media.request import GenerationRequest, MediaOutput
+from shared.tables import JobRow
+
+Status = Literal["queued", "running", "succeeded", "failed"]
+ACTIVE: tuple[Status, ...] = ("queued", "running")
+
+
+class JobError(BaseModel):
+    """Why a job failed: a stable reason and a message safe to show its owner."""
+
+    reason: str
+    message: str
+
+
+class Job(BaseModel):
+    """A job as the API shows it."""
+
+    id: str
+    kind: Literal["image", "video"]
+    model: str
+    status: Status
+    prompt: str
+    outputs: list[MediaOutput]
+    error: JobError | None
+    batch_id: str | None = None
+    created_at: datetime
+    updated_at: datetime
+
+    @field_serializer("created_at", "updated_at")
+    def _rfc3339(self, value: datetime) -> str:
+        return rfc3339(value)
+
+    @classmethod
+    def from_row(cls, row: JobRow) -> Job:
+        """The public view of a row (never the operation name or internal counters)."""
+        return cls(
+            id=row.id, kind=row.kind, model=row.model, status=row.status,  # type: ignore[arg-type]
+            prompt=str(row.request.get("prompt", "")),
+            outputs=[MediaOutput(**o) for o in row.outputs],
+            error=JobError(**row.error) if row.error else None,
+            batch_id=row.batch_id, created_at=row.created_at, updated_at=row.updated_at,
+        )
+
+
+def rfc3339(value: datetime) -> str:
+    """UTC, millisecond precision, `Z` suffix: `2026-11-26T09:41:04.123Z`."""
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def new_id(prefix: str) -> str:
+    """A random id with a readable prefix (`gen_`, `bat_`, `sch_`)."""
+    return f"{prefix}_{uuid.uuid4().hex}"
+
+
+def now() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+def create_job(
+    session: Session, request: GenerationRequest, *, owner_id: str, job_id: str | None = None,
+    batch_id: str | None = None, item_index: int | None = None, status: Status = "queued",
+) -> JobRow:
+    """Insert a job for a validated, resolved request."""
+    assert request.model is not None, "resolve the request before creating its job"
+    row = JobRow(
+        id=job_id or new_id("gen"), owner_id=owner_id, kind=request.kind, model=request.model,
+        status=status, request=request.model_dump(exclude_none=True), outputs=[], error=None,
+        batch_id=batch_id, item_index=item_index, attempts=0, poll_count=0,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def get_job(session: Session, job_id: str, *, owner_id: str | None = None) -> JobRow:
+    """The job, or NotFoundError (also for another owner's job)."""
+    row = session.get(JobRow, job_id)
+    if row is None or (owner_id is not None and row.owner_id != owner_id):
+        raise NotFoundError(f"generation {job_id[:64]} not found")
+    return row
+
+
+def _transition(session: Session, job_id: str, from_: tuple[Status, ...], **values: Any) -> bool:
+    result = session.execute(
+        update(JobRow)
+        .where(JobRow.id == job_id, JobRow.status.in_(from_))
+        .values(updated_at=func.now(), **values)
+        .returning(JobRow.id)
+    )
+    return result.scalar_one_or_none() is not None
+
+
+def mark_running(session: Session, job_id: str, *, operation_name: str | None = None,
+                 poll_after: timedelta | None = None) -> bool:
+    """queued -> running (and record the video operation to poll)."""
+    next_poll = now() + poll_after if poll_after is not None else None
+    return _transition(session, job_id, ("queued", "running"), status="running",
+                       operation_name=operation_name, next_poll_at=next_poll)
+
+
+def mark_succeeded(session: Session, job_id: str, outputs: list[MediaOutput]) -> bool:
+    """running/queued -> succeeded with its outputs; False if it had already finished."""
+    return _transition(session, job_id, ACTIVE, status="succeeded",
+                       outputs=[o.model_dump() for o in outputs], next_poll_at=None)
+
+
+def mark_failed(session: Session, job_id: str, error: GenmediaError | JobError) -> bool:
+    """running/queued -> failed with a reason; False if it had already finished."""
+    record = error.to_record() if isinstance(error, GenmediaError) else error.model_dump()
+    return _transition(session, job_id, ACTIVE, status="failed", error=record, next_poll_at=None)
+
+
+def _next_poll(base: float, cap: float) -> Any:
+    """now() + min(base * 1.5^polls, cap) seconds: polls back off per job, in one statement."""
+    seconds = func.least(base * func.power(1.5, JobRow.poll_count), cap)
+    return func.now() + func.make_interval(0, 0, 0, 0, 0, 0, seconds)
+
+
+def _due_videos() -> Any:
+    return (JobRow.status == "running", JobRow.operation_name.is_not(None), JobRow.next_poll_at <= func.now())
+
+
+def claim_video_poll(session: Session, job_id: str, *, base: float, cap: float) -> JobRow | None:
+    """Take the right to poll one running video now; None if not due or another poller has it."""
+    return session.execute(
+        update(JobRow)
+        .where(JobRow.id == job_id, *_due_videos())
+        .values(next_poll_at=_next_poll(base, cap), poll_count=JobRow.poll_count + 1)
+        .returning(JobRow)
+    ).scalar_one_or_none()
+
+
+def claim_due_videos(session: Session, *, limit: int, base: float, cap: float) -> list[JobRow]:
+    """Running videos due for a poll, claimed with SKIP LOCKED so concurrent ticks split them."""
+    due = select(JobRow.id).where(*_due_videos()).order_by(JobRow.next_poll_at).limit(limit)
+    rows = session.execute(
+        update(JobRow)
+        .where(JobRow.id.in_(due.with_for_update(skip_locked=True).scalar_subquery()))
+        .values(next_poll_at=_next_poll(base, cap), poll_count=JobRow.poll_count + 1)
+        .returning(JobRow)
+    ).scalars().all()
+    return list(rows)
+
+
+ClaimState = Literal["claimed", "finished", "busy", "missing"]
+
+
+def claim_item(session: Session, job_id: str, *, lease_seconds: float) -> tuple[ClaimState, int]:
+    """Take a batch item for one delivery: (state, attempts so far including this one).
+
+    `finished`: already final, or a video whose operation has started (a duplicate: ack it).
+    `busy`: another delivery holds an unexpired lease (nack: it comes back later).
+    """
+    lease = func.now() + func.make_interval(0, 0, 0, 0, 0, 0, lease_seconds)
+    attempts = session.execute(
+        update(JobRow)
+        .where(JobRow.id == job_id, JobRow.status.in_(ACTIVE), JobRow.operation_name.is_(None),
+               (JobRow.lease_until.is_(None)) | (JobRow.lease_until < func.now()))
+        .values(attempts=JobRow.attempts + 1, status="running", lease_until=lease, updated_at=func.now())
+        .returning(JobRow.attempts)
+    ).scalar_one_or_none()
+    if attempts is not None:
+        return "claimed", attempts
+    row = session.get(JobRow, job_id)
+    if row is None:
+        return "missing", 0
+    if row.status not in ACTIVE or row.operation_name is not None:
+        return "finished", row.attempts
+    return "busy", row.attempts
+
+
+def release_item(session: Session, job_id: str, *, refund_attempt: bool = False) -> None:
+    """Give up the lease after a transient failure, so the redelivery can take the item at once."""
+    values: dict[str, Any] = {"lease_until": None}
+    if refund_attempt:
+        values["attempts"] = JobRow.attempts - 1
+    session.execute(update(JobRow).where(JobRow.id == job_id, JobRow.status == "running").values(**values))

@@ -1,0 +1,167 @@
+"""deploy.sh for real, against fake gcloud and make: what it runs, in what order, what it never shows."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from tests.conftest import DatabaseHandle
+from tests.infra.harness import (
+    FAKE_DB_PASSWORD,
+    ROOT,
+    DeployRun,
+    edited_tfvars,
+    env_vars,
+    flags,
+    make_fake_bin,
+    run_deploy,
+)
+
+FUNCTIONS = ("generation", "batch", "scheduling")
+SUBSCRIPTION = "projects/genmedia-dev/subscriptions/eventarc-europe-west1-batch-123456-sub-789"
+
+
+@pytest.fixture(scope="module")
+def password_mode(tmp_path_factory: pytest.TempPathFactory) -> DeployRun:
+    """A full deploy of dev with DB_IAM_AUTH off: the owner's password comes from Secret Manager."""
+    tmp = tmp_path_factory.mktemp("password-mode")
+    tfvars = edited_tfvars(tmp, "dev", {"db_iam_auth = true": "db_iam_auth = false"})
+    run = run_deploy(["--env", "dev", "--config", str(tfvars)], make_fake_bin(tmp))
+    assert run.returncode == 0, run.stderr
+    return run
+
+
+def deployed(run: DeployRun) -> dict[str, list[str]]:
+    return {flags(argv)["entry-point"]: argv for argv in run.gcloud("functions", "deploy")}
+
+
+def test_deploy_records_the_three_functions_with_their_triggers_entry_points_and_identities(
+    password_mode: DeployRun,
+) -> None:
+    commands = deployed(password_mode)
+
+    assert sorted(commands) == sorted(FUNCTIONS)
+    for fn, argv in commands.items():
+        f = flags(argv)
+        assert argv[2] == f"genmedia-dev-{fn}"
+        assert f["service-account"] == f"genmedia-dev-{fn}@genmedia-dev.iam.gserviceaccount.com"
+        assert Path(f["source"]).name == fn and "gen2" in f and "quiet" in f
+    assert flags(commands["batch"])["trigger-topic"] == "genmedia-dev-batch"
+    assert "retry" in flags(commands["batch"])
+    assert "trigger-http" in flags(commands["generation"]) and "trigger-http" in flags(commands["scheduling"])
+
+
+def test_the_db_password_reaches_functions_as_a_secret_reference_never_a_value(
+    password_mode: DeployRun,
+) -> None:
+    for fn, argv in deployed(password_mode).items():
+        assert flags(argv)["set-secrets"] == "DB_PASS=genmedia-dev-db-password:latest", fn
+        assert "DB_PASS" not in env_vars(argv)
+        assert env_vars(argv)["DB_USER"] == "genmedia" and env_vars(argv)["DB_IAM_AUTH"] == "false"
+    every_argv = [arg for call in password_mode.calls for arg in call["argv"]]
+    assert not [arg for arg in every_argv if FAKE_DB_PASSWORD in arg]
+    assert FAKE_DB_PASSWORD not in password_mode.stdout + password_mode.stderr
+
+
+def test_migrations_run_with_the_owner_password_in_their_environment_before_any_deploy(
+    password_mode: DeployRun,
+) -> None:
+    tools = [(c["tool"], c["argv"][:2]) for c in password_mode.calls]
+    migrate = tools.index(("make", ["-C", str(ROOT)]))
+    first_deploy = tools.index(("gcloud", ["functions", "deploy"]))
+    assert migrate < first_deploy
+    make = password_mode.calls[migrate]
+    assert make["argv"] == ["-C", str(ROOT), "migrate"]
+    assert make["env"] == {
+        "INSTANCE_CONNECTION_NAME": "genmedia-dev:europe-west1:genmedia-dev-pg",
+        "DB_USER": "genmedia", "DB_NAME": "genmedia", "DB_IAM_AUTH": "false", "DB_PASS": FAKE_DB_PASSWORD,
+    }  # and no DATABASE_URL from the deployer's shell
+
+
+def test_batch_trigger_subscription_gets_retries_and_dead_letters_after_max_delivery_attempts(
+    password_mode: DeployRun,
+) -> None:
+    [update] = password_mode.gcloud("pubsub", "subscriptions", "update")
+    assert update[3] == SUBSCRIPTION
+    f = flags(update)
+    assert f["max-delivery-attempts"] == "5"
+    assert f["dead-letter-topic"] == "projects/genmedia-dev/topics/genmedia-dev-batch-dead-letter"
+    assert (f["min-retry-delay"], f["max-retry-delay"]) == ("10s", "600s")
+    assert int(f["ack-deadline"]) >= 540
+    [binding] = password_mode.gcloud("pubsub", "subscriptions", "add-iam-policy-binding")
+    pubsub_agent = "serviceAccount:service-123456789012@gcp-sa-pubsub.iam.gserviceaccount.com"
+    assert flags(binding)["member"] == pubsub_agent
+    assert flags(binding)["role"] == "roles/pubsub.subscriber"
+
+
+def test_only_the_scheduler_and_eventarc_identities_may_invoke_by_default(password_mode: DeployRun) -> None:
+    calls = password_mode.gcloud("functions", "add-invoker-policy-binding")
+    bindings = {(argv[2], flags(argv)["member"]) for argv in calls}
+
+    sa = "serviceAccount:genmedia-dev-{}@genmedia-dev.iam.gserviceaccount.com"
+    assert bindings == {
+        ("genmedia-dev-batch", sa.format("eventarc")), ("genmedia-dev-scheduling", sa.format("scheduler")),
+    }
+    assert not [a for call in password_mode.calls for a in call["argv"] if "allUsers" in a]
+
+
+def test_credentials_are_checked_before_anything_runs(password_mode: DeployRun) -> None:
+    assert password_mode.calls[0]["argv"] == ["auth", "print-access-token"]
+    assert password_mode.calls[1]["argv"] == ["auth", "application-default", "print-access-token"]
+
+
+@pytest.fixture
+def function_roles(test_database: DatabaseHandle) -> Iterator[list[str]]:
+    """The dev functions' IAM database users, made on the test server as Cloud SQL would, then dropped."""
+    roles = [f"genmedia-dev-{fn}@genmedia-dev.iam" for fn in FUNCTIONS]
+    engine = sa.create_engine(test_database.url, poolclass=sa.pool.NullPool, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        for role in roles:
+            conn.execute(sa.text(f'DROP ROLE IF EXISTS "{role}"'))
+            conn.execute(sa.text(f'CREATE ROLE "{role}" LOGIN'))
+    yield roles
+    with engine.connect() as conn:
+        for role in roles:
+            conn.execute(sa.text(f'DROP OWNED BY "{role}"'))
+            conn.execute(sa.text(f'DROP ROLE "{role}"'))
+    engine.dispose()
+
+
+def test_iam_mode_grants_each_function_user_read_write_on_the_tables_and_nothing_more(
+    test_database: DatabaseHandle, function_roles: list[str], fake_bin: Path
+) -> None:
+    run = run_deploy(["--env", "dev", "--only", "generation"], fake_bin,
+                     extra_env={"MIGRATION_DATABASE_URL": test_database.url})
+
+    assert run.returncode == 0, run.stderr
+    assert run.gcloud("secrets") == []  # the URL carries its own credentials
+    [make] = [c for c in run.calls if c["tool"] == "make"]
+    assert make["env"] == {"DATABASE_URL": test_database.url}
+    assert test_database.url not in run.stdout + run.stderr
+    engine = sa.create_engine(test_database.url, poolclass=sa.pool.NullPool)
+    with engine.connect() as conn:
+        tables = conn.execute(sa.text(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+        )).scalars().all()
+        assert tables
+        for role in function_roles:
+            for table in tables:
+                for privilege in ("SELECT", "INSERT", "UPDATE", "DELETE"):
+                    assert conn.execute(sa.text("SELECT has_table_privilege(:r, :t, :p)"),
+                                        {"r": role, "t": f"public.{table}", "p": privilege}).scalar()
+                assert not conn.execute(sa.text("SELECT has_table_privilege(:r, :t, 'TRUNCATE')"),
+                                        {"r": role, "t": f"public.{table}"}).scalar()
+            assert not conn.execute(
+                sa.text("SELECT has_table_privilege(:r, 'public.alembic_version', 'UPDATE')"), {"r": role}
+            ).scalar()
+            assert not conn.execute(sa.text("SELECT has_schema_privilege(:r, 'public', 'CREATE')"),
+                                    {"r": role}).scalar() or _public_schema_is_open(conn)
+    engine.dispose()
+
+
+def _public_schema_is_open(conn: sa.Connection) -> bool:
+    """PostgreSQL < 15 lets every role create in public; the grant script does not add that."""
+    return int(conn.execute(sa.text("SHOW server_version_num")).scalar_one()) < 150000

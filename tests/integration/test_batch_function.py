@@ -1,0 +1,261 @@
+"""The batch function in process (functions-framework test client) on a real PostgreSQL: every delivery
+shape it meets, and the status codes that make Pub/Sub ack (2xx) or redeliver (non-2xx)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared.batches import NewBatch, create_batches
+from shared.database import session_scope
+from shared.jobs import claim_item
+from shared.logging import capture_logs
+from shared.media.backends import reset_backends
+from shared.media.capabilities import resolve
+from shared.media.request import GenerationRequest
+from shared.tables import JobRow
+from tests.servers import make_client
+
+EVENTS = Path(__file__).resolve().parent.parent / "events"
+SAMPLE_BATCH = "bat_sample"  # the batch every sample in tests/events points at
+SAMPLE_PROMPTS = [
+    "a lighthouse at dawn", "a red fox in fresh snow", "a paper boat on a puddle", "a kite over a dune",
+]
+
+
+def load(name: str) -> dict[str, Any]:
+    """One sample delivery from tests/events."""
+    loaded: dict[str, Any] = json.loads((EVENTS / name).read_text())
+    return loaded
+
+
+def push_body(data: bytes | None, message_id: str = "9001", **message: Any) -> dict[str, Any]:
+    """A raw push body (the emulator's shape) around `data`."""
+    body = load("pubsub_push.json")
+    body["message"].update(messageId=message_id, message_id=message_id, **message)
+    if data is None:
+        del body["message"]["data"]
+    else:
+        body["message"]["data"] = base64.b64encode(data).decode()
+    return body
+
+
+def item_data(index: int, batch_id: str = SAMPLE_BATCH) -> bytes:
+    """The data the outbox publishes for item `index`."""
+    return json.dumps({"batch_id": batch_id, "item_id": f"{batch_id}_{index:04d}",
+                       "request": {"kind": "image", "prompt": SAMPLE_PROMPTS[index % 4]}}).encode()
+
+
+@pytest.fixture
+def local_env(db: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """Local backend writing under tmp; returns the media folder."""
+    monkeypatch.setenv("GENERATION_BACKEND", "local")
+    monkeypatch.setenv("LOCAL_DATA_DIR", str(tmp_path / "media"))
+    monkeypatch.setenv("PUBSUB_BATCH_TOPIC", "genmedia-batch")
+    return tmp_path / "media"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_backends() -> Iterator[None]:
+    reset_backends()
+    yield
+    reset_backends()
+
+
+def make_batch(prompts: list[str], batch_id: str = SAMPLE_BATCH, owner_id: str = "") -> None:
+    """Record a batch and its queued items (its outbox rows stay pending: nothing is published)."""
+    requests = [resolve(GenerationRequest(kind="image", prompt=p)) for p in prompts]
+    with session_scope() as session:
+        create_batches(session, [NewBatch(id=batch_id, owner_id=owner_id, requests=requests)],
+                       topic="genmedia-batch")
+
+
+def stored(item_id: str) -> dict[str, Any]:
+    """The item's row: status, attempts, outputs, error, updated_at."""
+    with session_scope() as session:
+        row = session.get(JobRow, item_id)
+        assert row is not None
+        return {"status": row.status, "attempts": row.attempts, "outputs": list(row.outputs),
+                "error": row.error, "updated_at": row.updated_at}
+
+
+@pytest.fixture
+def batch(local_env: Path) -> Any:
+    """The batch function's test client, with the sample batch recorded."""
+    make_batch(SAMPLE_PROMPTS)
+    return make_client("batch")
+
+
+def post_structured(client: Any, event: dict[str, Any]) -> Any:
+    return client.post("/", data=json.dumps(event), headers={"Content-Type": "application/cloudevents+json"})
+
+
+def test_structured_cloudevent_sample_processes_its_item(batch: Any) -> None:
+    """Eventarc structured mode: 200, the item succeeded with one output."""
+    response = post_structured(batch, load("pubsub_cloudevent_structured.json"))
+    assert response.status_code == 200
+    item = stored(f"{SAMPLE_BATCH}_0000")
+    assert (item["status"], item["attempts"], len(item["outputs"])) == ("succeeded", 1, 1)
+
+
+def test_binary_cloudevent_sample_processes_its_item(batch: Any) -> None:
+    """Eventarc binary mode (ce-* headers): 200, the item succeeded."""
+    sample = load("pubsub_cloudevent_binary.json")
+    response = batch.post("/", data=json.dumps(sample["body"]), headers=sample["headers"])
+    assert response.status_code == 200
+    assert stored(f"{SAMPLE_BATCH}_0001")["status"] == "succeeded"
+
+
+def test_raw_push_sample_processes_its_item(batch: Any) -> None:
+    """A direct push subscription's body (what the emulator sends): 200, the item succeeded."""
+    response = batch.post("/", json=load("pubsub_push.json"))
+    assert response.status_code == 200
+    assert stored(f"{SAMPLE_BATCH}_0002")["status"] == "succeeded"
+
+
+def test_push_sample_with_delivery_attempt_processes_its_item(batch: Any) -> None:
+    """A push body with `deliveryAttempt` (dead-letter policy on): 200, the item succeeded."""
+    response = batch.post("/", json=load("pubsub_push_delivery_attempt.json"))
+    assert response.status_code == 200
+    assert stored(f"{SAMPLE_BATCH}_0003")["status"] == "succeeded"
+
+
+def test_generation_api_shows_the_processed_item(batch: Any, api_key: str) -> None:
+    """What its owner sees after the delivery: the job and the batch counts through the generation API."""
+    make_batch(["a lantern in the fog", "a tide pool"], batch_id="bat_owned", owner_id=api_key.split("_")[1])
+    assert batch.post("/", json=push_body(item_data(0, "bat_owned"), message_id="4100")).status_code == 200
+    generation = make_client("generation")
+    auth = {"Authorization": f"Bearer {api_key}"}
+    job = generation.get("/v1/generations/bat_owned_0000", headers=auth).get_json()
+    assert (job["status"], job["batch_id"], len(job["outputs"])) == ("succeeded", "bat_owned", 1)
+    counts = generation.get("/v1/batches/bat_owned", headers=auth).get_json()["counts"]
+    assert counts == {"queued": 1, "running": 0, "succeeded": 1, "failed": 0}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"message": {"data": "c2VjcmV0LXBheWxvYWQ=", "messageId": "1"', b"\xff\xfe{", b"null",
+     b'{"message": "c2VjcmV0LXBheWxvYWQ="}', b'["c2VjcmV0LXBheWxvYWQ="]', b'"c2VjcmV0LXBheWxvYWQ="'],
+    ids=["truncated JSON", "not UTF-8", "null", "message not an object", "JSON array", "JSON string"],
+)
+def test_undeliverable_body_is_acked_with_204_and_logged_without_its_data(batch: Any, body: bytes) -> None:
+    """A body functions-framework cannot read: 204 (ack, never a loop), one ERROR line, no raw data."""
+    with capture_logs() as logs:
+        response = batch.post("/", data=body, content_type="application/json")
+    assert response.status_code == 204
+    assert [line["severity"] for line in logs if line["severity"] == "ERROR"] == ["ERROR"]
+    assert "c2VjcmV0" not in json.dumps(logs)
+
+
+@pytest.mark.parametrize(
+    ("data", "extra", "logged_id"),
+    [
+        (None, {"data": "not base64!"}, "4242"),
+        (b"{this is not json", {}, "4242"),
+        (b"\xff\xfe\xfd", {}, "4242"),
+        (b'{"batch_id": "bat_sample"}', {}, "4242"),
+        (b'{"batch_id": "bat_sample", "item_id": ""}', {}, "4242"),
+        (b"[1, 2, 3]", {}, "4242"),
+        # functions-framework refuses a push body without `data` before our code sees its id
+        (None, {}, None),
+    ],
+    ids=["data not base64", "data not JSON", "data not UTF-8", "item_id missing", "item_id empty",
+         "data a JSON array", "no data"],
+)
+def test_unreadable_message_is_acked_and_logged_by_id(
+    batch: Any, data: bytes | None, extra: dict[str, Any], logged_id: str | None,
+) -> None:
+    """Data we cannot use: 2xx (ack), one ERROR line carrying the message id, never the data."""
+    body = push_body(data, message_id="4242")
+    body["message"].update(extra)
+    with capture_logs() as logs:
+        response = batch.post("/", json=body)
+    assert 200 <= response.status_code < 300
+    assert [line.get("request_id") for line in logs if line["severity"] == "ERROR"] == [logged_id]
+    assert "this is not json" not in json.dumps(logs)
+
+
+def test_message_for_nonexistent_item_is_acked(batch: Any) -> None:
+    """An item id that was never recorded: acked (a retry cannot create it), logged at ERROR by id."""
+    data = json.dumps({"batch_id": "bat_gone", "item_id": "bat_gone_0000", "request": {}}).encode()
+    with capture_logs() as logs:
+        response = batch.post("/", json=push_body(data, message_id="4343"))
+    assert response.status_code == 200
+    assert [line["request_id"] for line in logs if line["severity"] == "ERROR"] == ["4343"]
+
+
+def test_duplicate_delivery_has_no_second_effect(batch: Any, local_env: Path) -> None:
+    """The same message again, and the same item under another message id: 200, nothing changes."""
+    assert batch.post("/", json=load("pubsub_push.json")).status_code == 200
+    item_id = f"{SAMPLE_BATCH}_0002"
+    first = stored(item_id)
+    with capture_logs() as logs:
+        assert batch.post("/", json=load("pubsub_push.json")).status_code == 200
+        assert batch.post("/", json=push_body(item_data(2), message_id="777")).status_code == 200
+    assert stored(item_id) == first
+    assert first["attempts"] == 1
+    assert [f.name for f in (local_env / "images" / item_id).iterdir()] == ["0.png"]
+    assert [line["message"] for line in logs if line.get("item_id") == item_id] == [
+        "duplicate delivery acknowledged"] * 2
+
+
+def test_delivery_while_another_holds_the_item_is_redelivered(batch: Any) -> None:
+    """Another delivery holds the item's lease: 503 (redeliver later), the item and its attempts untouched."""
+    item_id = f"{SAMPLE_BATCH}_0002"
+    with session_scope() as session:
+        assert claim_item(session, item_id, lease_seconds=60) == ("claimed", 1)
+    response = batch.post("/", json=load("pubsub_push.json"))
+    assert response.status_code == 503
+    assert response.get_json()["error"]["details"][0]["reason"] == "ITEM_IN_PROGRESS"
+    assert (stored(item_id)["status"], stored(item_id)["attempts"]) == ("running", 1)
+
+
+@pytest.fixture
+def vertex_batch(db: Any, vertex_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The batch function against the Vertex AI and Cloud Storage stand-ins, two delivery attempts."""
+    monkeypatch.setenv("MAX_DELIVERY_ATTEMPTS", "2")
+    monkeypatch.setenv("VERTEX_DEADLINE_SECONDS", "0.5")
+    monkeypatch.setenv("PUBSUB_BATCH_TOPIC", "genmedia-batch")
+    return make_client("batch")
+
+
+def test_transient_failure_is_redelivered_until_max_attempts_then_acked_as_failed(vertex_batch: Any) -> None:
+    """Vertex AI always 503: the first delivery answers non-2xx, the second (the last) acks a failed item."""
+    make_batch(["[standin:unavailable] a storm"], batch_id="bat_flaky")
+    body = push_body(item_data(0, "bat_flaky"), message_id="5001")
+    assert vertex_batch.post("/", json=body).status_code == 503
+    assert stored("bat_flaky_0000")["status"] == "running"
+    second = vertex_batch.post("/", json=body)
+    assert second.status_code == 200
+    item = stored("bat_flaky_0000")
+    assert (item["status"], item["attempts"]) == ("failed", 2)
+    assert item["error"]["reason"] == "UPSTREAM_UNAVAILABLE"
+    assert vertex_batch.post("/", json=body).status_code == 200  # a late redelivery changes nothing
+    assert stored("bat_flaky_0000") == item
+
+
+def test_transient_failure_then_success_generates_once(vertex_batch: Any, vertex_standin: Any) -> None:
+    """Vertex AI down for the first delivery, back for the redelivery: 503, then 200 and one output."""
+    make_batch(["a passing shower"], batch_id="bat_retry")
+    body = push_body(item_data(0, "bat_retry"), message_id="5002")
+    vertex_standin.queue("unavailable", times=1000)
+    assert vertex_batch.post("/", json=body).status_code == 503
+    vertex_standin.reset()  # Vertex AI is back
+    assert vertex_batch.post("/", json=body).status_code == 200
+    item = stored("bat_retry_0000")
+    assert (item["status"], item["attempts"], len(item["outputs"])) == ("succeeded", 2, 1)
+    assert len(vertex_standin.calls()) == 1
+
+
+def test_permanent_failure_is_acked_and_recorded(vertex_batch: Any) -> None:
+    """A content-filtered prompt: 200 on the first delivery, the item failed with its reason."""
+    make_batch(["[standin:rai-filtered] something filtered"], batch_id="bat_filtered")
+    response = vertex_batch.post("/", json=push_body(item_data(0, "bat_filtered"), message_id="5003"))
+    assert response.status_code == 200
+    item = stored("bat_filtered_0000")
+    assert (item["status"], item["attempts"], item["error"]["reason"]) == ("failed", 1, "CONTENT_FILTERED")
