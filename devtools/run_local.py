@@ -35,6 +35,7 @@ def _environment() -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("GENERATION_BACKEND", "local")
     env.setdefault("LOCAL_DATA_DIR", str(ROOT / ".local" / "data"))
+    env.setdefault("VIDEO_POLL_INTERVAL_SECONDS", "2")
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     env.setdefault("PUBSUB_BATCH_TOPIC", "genmedia-batch")
     if not env.get("DATABASE_URL") and not env.get("INSTANCE_CONNECTION_NAME"):

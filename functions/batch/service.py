@@ -55,10 +55,13 @@ def process_item(message: PubSubMessage) -> None:
         raise ItemBusyError()
     try:
         job = run_generation(item.item_id)
-    except GenmediaError as err:
+    except Exception as exc:
+        # A bug of ours (or a row this version cannot read) is retried like an outage, and bounded alike.
+        err = exc if isinstance(exc, GenmediaError) else GenmediaError(detail=type(exc).__name__)
         if attempts >= settings.max_delivery_attempts and not isinstance(err, CircuitOpenError):
             _log.error("item failed after %d attempts: %s", attempts, err, extra={"item_id": item.item_id})
-            fail_job(item.item_id, JobError(reason=err.reason, message=f"{err.message} (gave up after {attempts} attempts)"))
+            message = f"{err.message} (gave up after {attempts} attempts)"
+            fail_job(item.item_id, JobError(reason=err.reason, message=message))
             return
         with session_scope() as session:
             # An open breaker is Vertex AI being down, not this item failing: do not spend an attempt.

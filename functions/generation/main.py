@@ -5,20 +5,27 @@ Thin on purpose: parse the request, call the service, render the result.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import flask
 import functions_framework
-from shared.logging import configure_logging
 
-from functions.generation import service
-from functions.generation.models import BatchCreate
-from shared.access import limit
-from shared.apikeys import Principal
 from shared.config import load_settings_or_exit
 from shared.health import register_health_routes
 from shared.http_api import Router, http_app, install_error_handlers, json_response, read_json
-from shared.idempotency import body_hash, parse_key
-from shared.media.request import GenerationRequest
+from shared.lazy import lazy_import
+from shared.logging import configure_logging
 from shared.validation import parse_model
+
+if TYPE_CHECKING:
+    from shared.apikeys import Principal
+
+# Imported on first use, not at cold start: /healthz must not pay for SQLAlchemy and the SDKs.
+service = lazy_import("functions.generation.service")
+models = lazy_import("functions.generation.models")
+access = lazy_import("shared.access")
+idempotency = lazy_import("shared.idempotency")
+request_models = lazy_import("shared.media.request")
 
 configure_logging(load_settings_or_exit())
 install_error_handlers()
@@ -31,11 +38,11 @@ register_health_routes(router)
 def create_generation(request: flask.Request, principal: Principal) -> flask.Response:
     """Start a generation: 201 with an image's final job, 202 with a running video."""
     body = read_json(request)
-    generation_request = parse_model(GenerationRequest, body)
-    key = parse_key(request.headers.get("Idempotency-Key"))
-    limit(principal, "generate")
+    generation_request = parse_model(request_models.GenerationRequest, body)
+    key = idempotency.parse_key(request.headers.get("Idempotency-Key"))
+    access.limit(principal, "generate")
     job, created = service.create_generation(generation_request, owner_id=principal.key_id,
-                                             idempotency_key=key, digest=body_hash(body))
+                                             idempotency_key=key, digest=idempotency.body_hash(body))
     status = 202 if job.status in ("queued", "running") else 201
     headers = {"Location": f"/v1/generations/{job.id}"}
     if not created:
@@ -47,7 +54,7 @@ def create_generation(request: flask.Request, principal: Principal) -> flask.Res
 @router.route("GET", "/v1/generations/<job_id>", scope="generate")
 def get_generation(request: flask.Request, principal: Principal, job_id: str) -> flask.Response:
     """One job; reading a running video advances it."""
-    limit(principal, "read")
+    access.limit(principal, "read")
     job = service.read_generation(job_id, owner_id=principal.key_id)
     return json_response(job.model_dump(mode="json"))
 
@@ -56,11 +63,11 @@ def get_generation(request: flask.Request, principal: Principal, job_id: str) ->
 def create_batch(request: flask.Request, principal: Principal) -> flask.Response:
     """Record a batch of up to 1,000 generations and fan it out through Pub/Sub: 202."""
     body = read_json(request)
-    batch_request = parse_model(BatchCreate, body)
-    key = parse_key(request.headers.get("Idempotency-Key"))
-    limit(principal, "batch", cost=len(batch_request.items))
+    batch_request = parse_model(models.BatchCreate, body)
+    key = idempotency.parse_key(request.headers.get("Idempotency-Key"))
+    access.limit(principal, "batch", cost=len(batch_request.items))
     batch, created = service.create_batch(batch_request.items, owner_id=principal.key_id,
-                                          idempotency_key=key, digest=body_hash(body))
+                                          idempotency_key=key, digest=idempotency.body_hash(body))
     headers = {"Location": f"/v1/batches/{batch.id}"}
     if not created:
         headers["Idempotent-Replayed"] = "true"
@@ -70,7 +77,7 @@ def create_batch(request: flask.Request, principal: Principal) -> flask.Response
 @router.route("GET", "/v1/batches/<batch_id>", scope="batch")
 def get_batch(request: flask.Request, principal: Principal, batch_id: str) -> flask.Response:
     """A batch, with its status and per-status item counts."""
-    limit(principal, "read")
+    access.limit(principal, "read")
     return json_response(service.read_batch(batch_id, owner_id=principal.key_id).model_dump(mode="json"))
 
 

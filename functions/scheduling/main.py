@@ -5,19 +5,27 @@ Thin on purpose: parse the request, call the service, render the result.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import flask
 import functions_framework
 
-from functions.scheduling import service
-from functions.scheduling.models import ScheduleCreate
-from shared.access import limit
-from shared.apikeys import Principal
 from shared.config import load_settings_or_exit
 from shared.health import register_health_routes
 from shared.http_api import Router, http_app, install_error_handlers, json_response, read_json
-from shared.idempotency import body_hash, parse_key
+from shared.lazy import lazy_import
 from shared.logging import configure_logging
 from shared.validation import parse_model
+
+if TYPE_CHECKING:
+    from functions.scheduling.models import Schedule
+    from shared.apikeys import Principal
+
+# Imported on first use, not at cold start: /healthz must not pay for SQLAlchemy and the SDKs.
+service = lazy_import("functions.scheduling.service")
+models = lazy_import("functions.scheduling.models")
+access = lazy_import("shared.access")
+idempotency = lazy_import("shared.idempotency")
 
 configure_logging(load_settings_or_exit())
 install_error_handlers()
@@ -26,7 +34,7 @@ router = Router()
 register_health_routes(router)
 
 
-def _schedule_response(schedule: service.Schedule, status: int = 200) -> flask.Response:
+def _schedule_response(schedule: Schedule, status: int = 200) -> flask.Response:
     return json_response(schedule.model_dump(mode="json", exclude_none=False), status)
 
 
@@ -34,11 +42,11 @@ def _schedule_response(schedule: service.Schedule, status: int = 200) -> flask.R
 def create_schedule(request: flask.Request, principal: Principal) -> flask.Response:
     """Create a cron or one-off schedule: 201 (200 when an Idempotency-Key replays it)."""
     body = read_json(request)
-    schedule_request = parse_model(ScheduleCreate, body)
-    limit(principal, "schedule")
+    schedule_request = parse_model(models.ScheduleCreate, body)
+    access.limit(principal, "schedule")
     schedule, created = service.create_schedule(
         schedule_request, owner_id=principal.key_id,
-        idempotency_key=parse_key(request.headers.get("Idempotency-Key")), digest=body_hash(body),
+        idempotency_key=idempotency.parse_key(request.headers.get("Idempotency-Key")), digest=idempotency.body_hash(body),
     )
     response = _schedule_response(schedule, 201 if created else 200)
     response.headers["Location"] = f"/v1/schedules/{schedule.id}"
@@ -48,14 +56,14 @@ def create_schedule(request: flask.Request, principal: Principal) -> flask.Respo
 @router.route("GET", "/v1/schedules/<schedule_id>", scope="schedule")
 def get_schedule(request: flask.Request, principal: Principal, schedule_id: str) -> flask.Response:
     """A schedule with next_run_at, last_run_at and its most recent runs."""
-    limit(principal, "read")
+    access.limit(principal, "read")
     return _schedule_response(service.read_schedule(schedule_id, owner_id=principal.key_id))
 
 
 @router.route("DELETE", "/v1/schedules/<schedule_id>", scope="schedule")
 def delete_schedule(request: flask.Request, principal: Principal, schedule_id: str) -> flask.Response:
     """Delete a schedule: 204."""
-    limit(principal, "schedule")
+    access.limit(principal, "schedule")
     service.delete_schedule(schedule_id, owner_id=principal.key_id)
     return flask.Response(status=204)
 
@@ -63,14 +71,14 @@ def delete_schedule(request: flask.Request, principal: Principal, schedule_id: s
 @router.route("POST", "/v1/schedules/<schedule_id>:pause", scope="schedule")
 def pause_schedule(request: flask.Request, principal: Principal, schedule_id: str) -> flask.Response:
     """Stop firing until resumed."""
-    limit(principal, "schedule")
+    access.limit(principal, "schedule")
     return _schedule_response(service.set_paused(schedule_id, owner_id=principal.key_id, paused=True))
 
 
 @router.route("POST", "/v1/schedules/<schedule_id>:resume", scope="schedule")
 def resume_schedule(request: flask.Request, principal: Principal, schedule_id: str) -> flask.Response:
     """Fire again from the next time after now."""
-    limit(principal, "schedule")
+    access.limit(principal, "schedule")
     return _schedule_response(service.set_paused(schedule_id, owner_id=principal.key_id, paused=False))
 
 

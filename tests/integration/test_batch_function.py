@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from shared import config
 from shared.batches import NewBatch, create_batches
 from shared.database import session_scope
 from shared.jobs import claim_item
@@ -67,9 +68,10 @@ def _fresh_backends() -> Iterator[None]:
     reset_backends()
 
 
-def make_batch(prompts: list[str], batch_id: str = SAMPLE_BATCH, owner_id: str = "") -> None:
+def make_batch(prompts: list[str], batch_id: str = SAMPLE_BATCH, owner_id: str = "",
+               kind: str = "image") -> None:
     """Record a batch and its queued items (its outbox rows stay pending: nothing is published)."""
-    requests = [resolve(GenerationRequest(kind="image", prompt=p)) for p in prompts]
+    requests = [resolve(GenerationRequest(kind=kind, prompt=p)) for p in prompts]  # type: ignore[arg-type]
     with session_scope() as session:
         create_batches(session, [NewBatch(id=batch_id, owner_id=owner_id, requests=requests)],
                        topic="genmedia-batch")
@@ -215,6 +217,24 @@ def test_delivery_while_another_holds_the_item_is_redelivered(batch: Any) -> Non
     assert (stored(item_id)["status"], stored(item_id)["attempts"]) == ("running", 1)
 
 
+def test_video_item_is_acked_running_with_its_operation_started_once(batch: Any) -> None:
+    """A video item: 200 at once with the item running on a stored operation; a duplicate starts nothing."""
+    make_batch(["a wave breaking"], batch_id="bat_video", kind="video")
+    data = json.dumps({"batch_id": "bat_video", "item_id": "bat_video_0000",
+                       "request": {"kind": "video", "prompt": "a wave breaking"}}).encode()
+    assert batch.post("/", json=push_body(data, message_id="7001")).status_code == 200
+    with session_scope() as session:
+        first = session.get(JobRow, "bat_video_0000")
+        assert first is not None
+        started = (first.status, first.operation_name, first.attempts)
+    assert started[0] == "running" and started[1]
+    assert batch.post("/", json=push_body(data, message_id="7002")).status_code == 200
+    with session_scope() as session:
+        again = session.get(JobRow, "bat_video_0000")
+        assert again is not None
+        assert (again.status, again.operation_name, again.attempts) == started
+
+
 @pytest.fixture
 def vertex_batch(db: Any, vertex_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Any:
     """The batch function against the Vertex AI and Cloud Storage stand-ins, two delivery attempts."""
@@ -259,3 +279,24 @@ def test_permanent_failure_is_acked_and_recorded(vertex_batch: Any) -> None:
     assert response.status_code == 200
     item = stored("bat_filtered_0000")
     assert (item["status"], item["attempts"], item["error"]["reason"]) == ("failed", 1, "CONTENT_FILTERED")
+
+
+def test_unexpected_error_is_redelivered_then_fails_the_item_at_max_attempts(
+    batch: Any, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A stored request this code cannot read (schema drift): 503, then failed at the limit, never stuck."""
+    monkeypatch.setenv("MAX_DELIVERY_ATTEMPTS", "2")
+    config.get_settings.cache_clear()
+    make_batch(["a drifting boat"], batch_id="bat_drift")
+    with session_scope() as session:
+        row = session.get(JobRow, "bat_drift_0000")
+        assert row is not None
+        row.request = {**row.request, "style": "noir"}  # a field another version wrote
+    body = push_body(item_data(0, "bat_drift"), message_id="6001")
+    assert batch.post("/", json=body).status_code == 503
+    assert stored("bat_drift_0000")["status"] == "running"
+    # The redelivery (the last allowed attempt) must end the item, not find it still leased by the first.
+    assert batch.post("/", json=body).status_code == 200
+    item = stored("bat_drift_0000")
+    assert (item["status"], item["attempts"]) == ("failed", 2)
+    assert item["error"] is not None

@@ -13,9 +13,9 @@ import pytest
 from cloudevents.http import CloudEvent, from_http
 
 from shared.events import (
-    RedeliverError,
     MalformedMessageError,
     PubSubMessage,
+    RedeliverError,
     message_from_envelope,
     message_from_event,
     pubsub_handler,
