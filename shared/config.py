@@ -130,8 +130,8 @@ def describe_error(exc: ValidationError) -> str:
     err = exc.errors(include_input=False, include_url=False)[0]
     name = str(err["loc"][0]).upper() if err["loc"] else ""
     msg = str(err["msg"]).removeprefix("Value error, ")
-    if not name:
-        return f"invalid configuration: {msg}"
+    if not name:  # a model-level rule; its message already starts with the variable's name
+        return msg
     expected = err.get("ctx", {}).get("expected")
     if expected:
         msg = f"must be {expected}"
