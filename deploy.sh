@@ -2,8 +2,9 @@
 # deploy.sh: stage, migrate and deploy genmedia's three Cloud Functions (gen2) to one environment.
 #
 # Terraform (infra/environments/<env>) builds the platform first: APIs, service accounts, Cloud SQL,
-# the DB password secret, Pub/Sub topics, the bucket, the scheduler job. This script then ships the
-# code, reading the same infra/environments/<env>/terraform.tfvars. See docs/deployment.md.
+# the DB password and API key pepper secrets, Pub/Sub topics, the bucket, the scheduler job. This
+# script then ships the code, reading the same infra/environments/<env>/terraform.tfvars. Secrets
+# reach the functions only as Secret Manager references (--set-secrets). See docs/deployment.md.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -12,6 +13,8 @@ readonly PYTHON="${ROOT}/.venv/bin/python"
 # Consumers before producers: batch must understand a new message before anyone publishes one.
 readonly FUNCTIONS=(batch generation scheduling)
 readonly PUBSUB_MAX_ACK_DEADLINE=600
+# deploy_config.py leaves this placeholder in SCHEDULER_AUDIENCE; the project number replaces it.
+readonly PROJECT_NUMBER_PLACEHOLDER=PROJECT_NUMBER
 
 ENV_NAME="dev"
 ONLY=""
@@ -19,6 +22,7 @@ DRY_RUN=false
 STAGE_DIR=""
 CONFIG_FILE=""
 DB_PASSWORD=""
+PROJECT_NUMBER=""
 declare -A CFG=()
 
 usage() {
@@ -35,8 +39,10 @@ Deploy the generation, batch and scheduling functions (Cloud Functions gen2) to 
   --config FILE      read the settings from FILE instead of infra/environments/ENV/terraform.tfvars
 
 Steps: read and check the settings (pool budget included), stage each function's package (main.py
-at its root, its folder, shared/, requirements.txt), migrate the database, deploy each function, grant invokers,
-then give the batch trigger's subscription its retry and dead-letter policy.
+at its root, its folder, shared/, requirements.txt), look up the project number (scheduling's
+SCHEDULER_AUDIENCE and batch's Pub/Sub agent need it), migrate the database, deploy each function
+(API_KEY_PEPPER and, without IAM database auth, DB_PASS as Secret Manager references), grant
+invokers, then give the batch trigger's subscription its retry and dead-letter policy.
 
 Environment: MIGRATION_DATABASE_URL, when set, is the database URL migrations use (e.g. through the
 Cloud SQL Auth Proxy); otherwise they go through the Cloud SQL connector as the owner user, with
@@ -220,6 +226,21 @@ with_migration_db() {
   )
 }
 
+# The project number: part of the scheduling function's URL, which is the audience of Cloud
+# Scheduler's OIDC token (SCHEDULER_AUDIENCE), and of the Pub/Sub service agent's email.
+lookup_project_number() {
+  local fn needed=false
+  for fn in "${TARGETS[@]}"; do
+    [[ $fn == batch || $fn == scheduling ]] && needed=true
+  done
+  "$needed" || return 0
+  PROJECT_NUMBER="$(query "$PROJECT_NUMBER_PLACEHOLDER" gcloud projects describe "${CFG[project_id]}" \
+    --format='value(projectNumber)')"
+  if ! "$DRY_RUN" && [[ ! $PROJECT_NUMBER =~ ^[0-9]+$ ]]; then
+    die "could not read the number of project ${CFG[project_id]} (got '${PROJECT_NUMBER}')"
+  fi
+}
+
 # Migrations run before any function is deployed, so no new code meets an old schema; they must stay
 # backwards compatible with the code still serving until its deploy finishes (expand, then contract).
 migrate_database() {
@@ -238,7 +259,9 @@ migrate_database() {
 }
 
 deploy_function() {
-  local fn="$1" source_dir="$2" at="fn.$1."
+  local fn="$1" source_dir="$2" at="fn.$1." env_vars
+  # Only scheduling's SCHEDULER_AUDIENCE holds the placeholder (same template as Terraform's job).
+  env_vars="${CFG[${at}env_vars]//${PROJECT_NUMBER_PLACEHOLDER}/${PROJECT_NUMBER}}"
   local -a cmd=(
     gcloud functions deploy "${CFG[${at}name]}"
     --gen2
@@ -249,7 +272,7 @@ deploy_function() {
     --entry-point="$fn"
     --service-account="${CFG[sa.${fn}]}"
     --build-service-account="projects/${CFG[project_id]}/serviceAccounts/${CFG[sa.builder]}"
-    --set-env-vars="${CFG[${at}env_vars]}"
+    --set-env-vars="$env_vars"
     --memory="${CFG[${at}memory]}"
     --cpu="${CFG[${at}cpu]}"
     --timeout="${CFG[${at}timeout]}"
@@ -276,7 +299,8 @@ deploy_function() {
 }
 
 # run.invoker on the function's Cloud Run service: the Eventarc identity for batch, Cloud
-# Scheduler's identity for scheduling, and invoker_members for the two HTTP APIs.
+# Scheduler's identity for scheduling, and invoker_members for the two HTTP APIs. (scheduling is
+# public, so its two are belt and braces: its :tick checks the scheduler's OIDC token itself.)
 grant_invokers() {
   local fn="$1" member
   local -a members=() extra=()
@@ -297,12 +321,11 @@ grant_invokers() {
 # The subscription feeding batch belongs to its Eventarc trigger, so it is configured here rather
 # than in Terraform: retries with backoff, and after max_delivery_attempts the dead-letter topic.
 configure_batch_subscription() {
-  local project="${CFG[project_id]}" region="${CFG[region]}" trigger subscription number ack timeout
+  local project="${CFG[project_id]}" region="${CFG[region]}" trigger subscription ack timeout
   trigger="$(query '<trigger of the batch function>' gcloud functions describe "${CFG[fn.batch.name]}" \
     --project="$project" --region="$region" --format='value(eventTrigger.trigger)')"
   subscription="$(query '<subscription of the batch trigger>' gcloud eventarc triggers describe "$trigger" \
     --project="$project" --location="$region" --format='value(transport.pubsub.subscription)')"
-  number="$(query '<project number>' gcloud projects describe "$project" --format='value(projectNumber)')"
   [[ -n $subscription ]] || die "could not find the subscription of the batch trigger ${trigger}"
   # Pub/Sub must not redeliver while the function may still be working on the message.
   timeout="${CFG[fn.batch.timeout]%s}"
@@ -313,7 +336,7 @@ configure_batch_subscription() {
     --max-delivery-attempts="${CFG[max_delivery_attempts]}"
   # Pub/Sub's own agent moves messages to the dead-letter topic; it must be able to ack them here.
   run gcloud pubsub subscriptions add-iam-policy-binding "$subscription" --project="$project" \
-    --member="serviceAccount:service-${number}@gcp-sa-pubsub.iam.gserviceaccount.com" \
+    --member="serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" \
     --role=roles/pubsub.subscriber
 }
 
@@ -331,6 +354,7 @@ main() {
     note "deploying ${total} to ${ENV_NAME} (${CFG[project_id]})"
   fi
   stage_packages
+  lookup_project_number
   migrate_database
   for fn in "${TARGETS[@]}"; do
     deploy_function "$fn" "${STAGE_DIR}/${fn}"

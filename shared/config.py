@@ -48,6 +48,10 @@ class Settings(BaseSettings):
 
     pubsub_batch_topic: str | None = None
     max_delivery_attempts: int = Field(default=5, ge=1, le=100)
+    # A batch item's lease outlives the Vertex deadline by this margin; then the tick may requeue it.
+    item_lease_margin_seconds: float = Field(default=30.0, ge=1, le=3600)
+    # Items still queued this long after their last enqueue are published again by the tick.
+    item_requeue_after_seconds: float = Field(default=600.0, ge=1, le=86_400)
     pubsub_publish_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
 
     # Crons firing more often than this are refused (Cloud Scheduler ticks once a minute anyway).
@@ -100,11 +104,14 @@ class Settings(BaseSettings):
                 )
         return self
 
-    def startup_problem(self) -> str | None:
-        """What keeps a function from serving with these settings (tools like migrate need less)."""
+    def startup_problem(self, *, serves_api: bool = True) -> str | None:
+        """What keeps a function from serving with these settings (tools like migrate need less).
+
+        `serves_api`: the function checks API keys, so it needs the pepper (batch does not).
+        """
         if self.generation_backend == "vertex" and not self.output_bucket:
             return "OUTPUT_BUCKET: must be set when GENERATION_BACKEND=vertex"
-        if self.api_key_pepper is None or len(self.api_key_pepper.get_secret_value()) < 32:
+        if serves_api and (self.api_key_pepper is None or len(self.api_key_pepper.get_secret_value()) < 32):
             return "API_KEY_PEPPER: must be set to a secret of at least 32 characters"
         if not self.database_url and not self.instance_connection_name:
             return "DATABASE_URL: must be set (or INSTANCE_CONNECTION_NAME with DB_USER and DB_NAME)"
@@ -144,13 +151,13 @@ def get_settings() -> Settings:
     return Settings()
 
 
-def load_settings_or_exit() -> Settings:
+def load_settings_or_exit(*, serves_api: bool = True) -> Settings:
     """Parse the settings at start-up; on error print one line and exit, with no traceback."""
     try:
         settings = get_settings()
     except ValidationError as exc:
         _exit(describe_error(exc))
-    problem = settings.startup_problem()
+    problem = settings.startup_problem(serves_api=serves_api)
     if problem:
         _exit(problem)
     return settings

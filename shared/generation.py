@@ -29,6 +29,8 @@ from shared.jobs import (
 from shared.media.request import GenerationRequest
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from shared.media.backends import MediaBackend
 
 _log = logging.getLogger("genmedia.generation")
@@ -52,39 +54,41 @@ def _guarded(breaker_name: str, call: Callable[..., T], *args: Any, **kwargs: An
     return breaker_for(breaker_name).call(call, *args, **kwargs)
 
 
-def _load(job_id: str) -> Job:
-    with session_scope() as session:
-        return Job.from_row(get_job(session, job_id))
-
-
-def run_generation(job_id: str) -> Job:
+def run_generation(job_id: str, request: GenerationRequest | None = None) -> Job:
     """Generate an image to the end, or start a video's operation; returns the job after.
 
     Permanent failures are recorded on the job. Retryable ones (quota, outage) are raised with the
-    job untouched, so the caller decides: answer 429/503, or let Pub/Sub redeliver.
+    job untouched, so the caller decides: answer 429/503, or let Pub/Sub redeliver. A caller that
+    has just created the job passes its request and saves reading it back.
     """
+    if request is None:
+        with session_scope() as session:
+            row = get_job(session, job_id)
+            if row.status not in ACTIVE:
+                return Job.from_row(row)
+            request = GenerationRequest.model_validate(row.request)
+    record = _generate(job_id, request)
     with session_scope() as session:
-        row = get_job(session, job_id)
-        if row.status not in ACTIVE:
-            return Job.from_row(row)
-        request = GenerationRequest.model_validate(row.request)
+        record(session)
+        return Job.from_row(get_job(session, job_id))
+
+
+def _generate(job_id: str, request: GenerationRequest) -> Callable[[Session], object]:
+    """Call Vertex AI (no transaction open) and return how to record the outcome."""
+    model = request.model or ""
     try:
         if request.kind == "image":
-            outputs = _guarded(request.model or "", _backend().generate_image, request, job_id=job_id)
-            with session_scope() as session:
-                mark_succeeded(session, job_id, outputs)
-        else:
-            operation = _guarded(request.model or "", _backend().start_video, request, job_id=job_id)
-            poll_after = timedelta(seconds=get_settings().video_poll_interval_seconds)
-            with session_scope() as session:
-                mark_running(session, job_id, operation_name=operation, poll_after=poll_after)
+            outputs = _guarded(model, _backend().generate_image, request, job_id=job_id)
+            return lambda session: mark_succeeded(session, job_id, outputs)
+        operation = _guarded(model, _backend().start_video, request, job_id=job_id)
+        poll_after = timedelta(seconds=get_settings().video_poll_interval_seconds)
+        return lambda session: mark_running(session, job_id, operation_name=operation, poll_after=poll_after)
     except GenmediaError as err:
         if err.retryable:
             raise
         _log.info("generation failed: %s", err, extra={"job_id": job_id, "reason": err.reason})
-        with session_scope() as session:
-            mark_failed(session, job_id, err)
-    return _load(job_id)
+        failure = err  # `err` is unbound when the except block ends; the lambda runs later
+        return lambda session: mark_failed(session, job_id, failure)
 
 
 def fail_job(job_id: str, err: GenmediaError | JobError) -> None:

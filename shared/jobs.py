@@ -193,3 +193,26 @@ def release_item(session: Session, job_id: str, *, refund_attempt: bool = False)
     if refund_attempt:
         values["attempts"] = JobRow.attempts - 1
     session.execute(update(JobRow).where(JobRow.id == job_id, JobRow.status == "running").values(**values))
+
+
+def requeue_stale_items(session: Session, *, limit: int, queued_after_seconds: float) -> list[JobRow]:
+    """Batch items whose delivery was lost: queued for too long, or leased by a delivery that died.
+
+    Pub/Sub may have dead-lettered their messages (every redelivery met a down function or a held
+    lease), so the caller publishes them again; a duplicate has no second effect. Their `updated_at`
+    moves to now, so each is requeued at most once per interval.
+    """
+    stale_queued = (JobRow.status == "queued") & (
+        JobRow.updated_at < func.now() - func.make_interval(0, 0, 0, 0, 0, 0, queued_after_seconds))
+    dead_lease = (JobRow.status == "running") & (JobRow.lease_until < func.now())
+    due = (
+        select(JobRow.id)
+        .where(JobRow.batch_id.is_not(None), JobRow.operation_name.is_(None), stale_queued | dead_lease)
+        .order_by(JobRow.updated_at).limit(limit).with_for_update(skip_locked=True)
+    )
+    rows = session.execute(
+        update(JobRow).where(JobRow.id.in_(due.scalar_subquery()))
+        .values(updated_at=func.now(), lease_until=None)
+        .returning(JobRow)
+    ).scalars().all()
+    return list(rows)

@@ -17,7 +17,7 @@ from shared.exceptions import GenmediaError
 from shared.http_api import install_error_handlers
 from shared.logging import configure_logging
 
-configure_logging(load_settings_or_exit())
+configure_logging(load_settings_or_exit(serves_api=False))
 _log = logging.getLogger("genmedia.batch")
 
 

@@ -16,18 +16,11 @@ from shared.breaker import CircuitOpenError
 from shared.config import get_settings
 from shared.database import session_scope
 from shared.events import MalformedMessageError, PubSubMessage
-from shared.exceptions import GenmediaError, ServiceUnavailableError
+from shared.exceptions import GenmediaError
 from shared.generation import fail_job, run_generation
 from shared.jobs import JobError, claim_item, release_item
 
 _log = logging.getLogger("genmedia.batch")
-
-
-class ItemBusyError(ServiceUnavailableError):
-    """Another delivery of this item is being processed right now; redeliver later."""
-
-    reason = "ITEM_IN_PROGRESS"
-    default_message = "the item is being processed by another delivery"
 
 
 def parse_item(message: PubSubMessage) -> BatchItemMessage:
@@ -42,7 +35,7 @@ def process_item(message: PubSubMessage) -> None:
     """Run the item's generation once; raise only what Pub/Sub should redeliver."""
     item = parse_item(message)
     settings = get_settings()
-    lease = settings.vertex_deadline_seconds + 30
+    lease = settings.vertex_deadline_seconds + settings.item_lease_margin_seconds
     with session_scope() as session:
         state, attempts = claim_item(session, item.item_id, lease_seconds=lease)
     attempts = max(attempts, message.delivery_attempt or 0)
@@ -52,7 +45,10 @@ def process_item(message: PubSubMessage) -> None:
         _log.info("duplicate delivery acknowledged", extra={"item_id": item.item_id})
         return
     if state == "busy":
-        raise ItemBusyError()
+        # Acked, not nacked: a nack would spend a Pub/Sub delivery attempt, and enough of them
+        # dead-letter the message. If the holder dies, the tick requeues the item when its lease ends.
+        _log.info("delivery of an item in progress acknowledged", extra={"item_id": item.item_id})
+        return
     try:
         job = run_generation(item.item_id)
     except Exception as exc:

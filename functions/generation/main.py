@@ -26,6 +26,7 @@ models = lazy_import("functions.generation.models")
 access = lazy_import("shared.access")
 idempotency = lazy_import("shared.idempotency")
 request_models = lazy_import("shared.media.request")
+openapi = lazy_import("shared.openapi")
 
 configure_logging(load_settings_or_exit())
 install_error_handlers()
@@ -79,6 +80,12 @@ def get_batch(request: flask.Request, principal: Principal, batch_id: str) -> fl
     """A batch, with its status and per-status item counts."""
     access.limit(principal, "read")
     return json_response(service.read_batch(batch_id, owner_id=principal.key_id).model_dump(mode="json"))
+
+
+@router.route("GET", "/openapi.json")
+def openapi_document(request: flask.Request) -> flask.Response:
+    """This function's OpenAPI 3.1 document, generated from its routes and models on first request."""
+    return openapi.response(router, title="genmedia generation API", models=[models])
 
 
 _handle = http_app(router)

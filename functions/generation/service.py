@@ -33,7 +33,7 @@ def create_generation(
                 return Job.from_row(get_job(session, existing, owner_id=owner_id)), False
         create_job(session, resolved, owner_id=owner_id, job_id=job_id, status="running")
     try:
-        return run_generation(job_id), True
+        return run_generation(job_id, resolved), True
     except GenmediaError as err:
         # Transient: the job is recorded as failed, and the key is released so a retry runs again.
         with session_scope() as session:

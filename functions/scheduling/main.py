@@ -26,6 +26,7 @@ service = lazy_import("functions.scheduling.service")
 models = lazy_import("functions.scheduling.models")
 access = lazy_import("shared.access")
 idempotency = lazy_import("shared.idempotency")
+openapi = lazy_import("shared.openapi")
 
 configure_logging(load_settings_or_exit())
 install_error_handlers()
@@ -51,6 +52,14 @@ def create_schedule(request: flask.Request, principal: Principal) -> flask.Respo
     response = _schedule_response(schedule, 201 if created else 200)
     response.headers["Location"] = f"/v1/schedules/{schedule.id}"
     return response
+
+
+@router.route("GET", "/v1/schedules", scope="schedule")
+def list_schedules(request: flask.Request, principal: Principal) -> flask.Response:
+    """The caller's schedules, newest first, a page at a time (`page_size`, `page_token`)."""
+    query = parse_model(service.ScheduleListQuery, request.args.to_dict())
+    access.limit(principal, "read")
+    return json_response(service.list_schedules(query, owner_id=principal.key_id).model_dump(mode="json"))
 
 
 @router.route("GET", "/v1/schedules/<schedule_id>", scope="schedule")
@@ -90,6 +99,12 @@ def tick(request: flask.Request, principal: Principal) -> flask.Response:
         schedule_time=request.headers.get("X-CloudScheduler-ScheduleTime"),
     )
     return json_response(result.model_dump())
+
+
+@router.route("GET", "/openapi.json")
+def openapi_document(request: flask.Request) -> flask.Response:
+    """This function's OpenAPI 3.1 document, generated from its routes and models on first request."""
+    return openapi.response(router, title="genmedia scheduling API", models=[models, service])
 
 
 _handle = http_app(router)

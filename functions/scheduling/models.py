@@ -72,4 +72,5 @@ class TickResult(BaseModel):
     fired: int
     published: int
     videos_polled: int
+    requeued: int
     duplicate_tick: bool

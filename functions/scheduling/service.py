@@ -11,27 +11,32 @@ missed time is recorded as `due_at`), then resumes at the first time after now.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import logging
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select, text
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import func, select, text, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from functions.scheduling import cron
 from functions.scheduling.models import Schedule, ScheduleCreate, ScheduleRun, TickResult
 
-__all__ = ["Schedule", "claim_due_schedules", "create_schedule", "delete_schedule", "read_schedule", "set_paused", "tick"]
+__all__ = ["Schedule", "ScheduleListQuery", "SchedulePage", "claim_due_schedules", "create_schedule",
+           "delete_schedule", "list_schedules", "read_schedule", "set_paused", "tick"]
 from shared.batches import NewBatch, create_batches
 from shared.config import get_settings
 from shared.database import session_scope
 from shared.exceptions import FieldViolation, NotFoundError, ServiceUnavailableError, ValidationError
 from shared.generation import advance_due_videos
 from shared.idempotency import claim
-from shared.jobs import new_id
+from shared.jobs import new_id, requeue_stale_items
 from shared.media.capabilities import resolve
 from shared.media.request import GenerationRequest
-from shared.outbox import publish_pending
+from shared.outbox import enqueue, publish_pending
 from shared.ratelimit import prune_rate_limits
 from shared.tables import ScheduleRow, ScheduleRunRow, TickRow
 
@@ -129,14 +134,18 @@ def _view(session: Session, row: ScheduleRow) -> Schedule:
         select(ScheduleRunRow).where(ScheduleRunRow.schedule_id == row.id)
         .order_by(ScheduleRunRow.due_at.desc()).limit(RUNS_SHOWN)
     ).scalars().all()
+    return _to_schedule(row, [ScheduleRun(due_at=r.due_at, batch_id=r.batch_id, created_at=r.created_at)
+                              for r in runs])
+
+
+def _to_schedule(row: ScheduleRow, runs: list[ScheduleRun]) -> Schedule:
     requests = [GenerationRequest.model_validate(r) for r in row.requests]
     state = "paused" if row.paused else "active" if row.next_run_at is not None else "completed"
     return Schedule(
         id=row.id, state=state, request=None if row.is_batch else requests[0],
         requests=requests if row.is_batch else None, cron=row.cron, timezone=row.timezone, run_at=row.run_at,
         next_run_at=row.next_run_at, last_run_at=row.last_run_at,
-        runs=[ScheduleRun(due_at=r.due_at, batch_id=r.batch_id, created_at=r.created_at) for r in runs],
-        created_at=row.created_at, updated_at=row.updated_at,
+        runs=runs, created_at=row.created_at, updated_at=row.updated_at,
     )
 
 
@@ -144,6 +153,65 @@ def read_schedule(schedule_id: str, *, owner_id: str) -> Schedule:
     """The schedule with its most recent runs."""
     with session_scope() as session:
         return _view(session, _get(session, schedule_id, owner_id))
+
+
+class ScheduleListQuery(BaseModel):
+    """`GET /v1/schedules` query: how many per page, and where the previous page stopped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    page_size: int = Field(default=50, ge=1, le=200)
+    page_token: str | None = Field(default=None, max_length=200)
+
+
+class SchedulePage(BaseModel):
+    """One page of the caller's schedules, newest first; `next_page_token` is null on the last page."""
+
+    schedules: list[Schedule]
+    next_page_token: str | None = None
+
+
+def _page_token(row: ScheduleRow) -> str:
+    raw = json.dumps([row.created_at.isoformat(), row.id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _page_after(token: str) -> tuple[datetime, str]:
+    try:
+        created, schedule_id = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        return datetime.fromisoformat(created), str(schedule_id)
+    except (binascii.Error, ValueError, TypeError):
+        raise _invalid("page_token", "is not a token from a previous page") from None
+
+
+def _recent_runs(session: Session, schedule_ids: list[str]) -> dict[str, list[ScheduleRun]]:
+    """The RUNS_SHOWN most recent runs of each schedule, in one query rather than one per schedule."""
+    run = ScheduleRunRow
+    rank = func.row_number().over(partition_by=run.schedule_id, order_by=run.due_at.desc()).label("rank")
+    ranked = (select(run.schedule_id, run.due_at, run.batch_id, run.created_at, rank)
+              .where(run.schedule_id.in_(schedule_ids)).subquery())
+    recent = select(ranked).where(ranked.c.rank <= RUNS_SHOWN).order_by(ranked.c.due_at.desc())
+    runs: dict[str, list[ScheduleRun]] = {}
+    for found in session.execute(recent):
+        runs.setdefault(found.schedule_id, []).append(
+            ScheduleRun(due_at=found.due_at, batch_id=found.batch_id, created_at=found.created_at))
+    return runs
+
+
+def list_schedules(query: ScheduleListQuery, *, owner_id: str) -> SchedulePage:
+    """The owner's schedules, newest first, a page at a time (keyset pagination: stable under inserts)."""
+    statement = select(ScheduleRow).where(ScheduleRow.owner_id == owner_id)
+    if query.page_token:
+        after = tuple_(*_page_after(query.page_token))
+        statement = statement.where(tuple_(ScheduleRow.created_at, ScheduleRow.id) < after)
+    statement = statement.order_by(ScheduleRow.created_at.desc(), ScheduleRow.id.desc())
+    with session_scope() as session:
+        rows = session.execute(statement.limit(query.page_size + 1)).scalars().all()
+        page = rows[:query.page_size]
+        runs = _recent_runs(session, [row.id for row in page])
+        schedules = [_to_schedule(row, runs.get(row.id, [])) for row in page]
+    token = _page_token(page[-1]) if len(rows) > query.page_size else None
+    return SchedulePage(schedules=schedules, next_page_token=token)
 
 
 def delete_schedule(schedule_id: str, *, owner_id: str) -> None:
@@ -241,12 +309,27 @@ def tick(*, job_name: str | None, schedule_time: str | None) -> TickResult:
                 break
         if job_name and schedule_time:
             _record_tick(job_name, schedule_time, fired)
+    requeued = requeue_lost_items(topic)
     published = 0
     while (count := publish_pending()) > 0:
         published += count
     videos = advance_due_videos()
     housekeeping()
-    if fired or published or videos:
-        _log.info("tick", extra={"fired": fired, "published": published, "videos_polled": videos})
-    return TickResult(fired=fired, published=published, videos_polled=videos, duplicate_tick=duplicate)
+    if fired or published or videos or requeued:
+        _log.info("tick", extra={"fired": fired, "published": published, "videos_polled": videos,
+                                 "requeued": requeued})
+    return TickResult(fired=fired, published=published, videos_polled=videos, requeued=requeued,
+                      duplicate_tick=duplicate)
+
+
+def requeue_lost_items(topic: str, limit: int = 500) -> int:
+    """Publish again the batch items whose delivery was lost (see `jobs.requeue_stale_items`)."""
+    settings = get_settings()
+    with session_scope() as session:
+        rows = requeue_stale_items(session, limit=limit, queued_after_seconds=settings.item_requeue_after_seconds)
+        if rows:
+            enqueue(session, topic, [{"batch_id": r.batch_id, "item_id": r.id, "request": r.request} for r in rows])
+    if rows:
+        _log.warning("requeued %d batch items whose delivery was lost", len(rows))
+    return len(rows)
 

@@ -21,6 +21,17 @@ from typing import Any
 FUNCTIONS = ("generation", "batch", "scheduling")
 SERVICE_ACCOUNT_ROLES = (*FUNCTIONS, "scheduler", "eventarc", "builder")
 EVENT_FUNCTION_MAX_TIMEOUT = 540  # seconds; the limit of an event-driven gen2 function
+# Functions that get API_KEY_PEPPER: those whose start-up refuses to go on without it (shared/config.py).
+# Mirrors api_key_pepper_functions in infra/modules/settings, which grants them the secret.
+API_KEY_PEPPER_FUNCTIONS = ("generation", "scheduling")
+HTTP_FUNCTIONS = ("generation", "scheduling")  # the ones with /v1 routes, API keys and rate limits
+# Stands for the project number in the scheduling URL until deploy.sh (or Terraform) knows it.
+PROJECT_NUMBER = "PROJECT_NUMBER"
+# rate_limits key -> the env var shared/config.py reads.
+RATE_LIMIT_ENV = {
+    "window_seconds": "RATE_LIMIT_WINDOW_SECONDS", "generate": "RATE_LIMIT_GENERATE",
+    "batch_items": "RATE_LIMIT_BATCH_ITEMS", "schedule": "RATE_LIMIT_SCHEDULE", "read": "RATE_LIMIT_READ",
+}
 _SAFE_VALUE = re.compile(r"^[A-Za-z0-9_.:@/ -]*$")  # nothing gcloud's comma lists or the shell trip on
 _KINDS: dict[type | tuple[type, ...], str] = {
     str: "a string", bool: "true or false", list: "a list", dict: "an object",
@@ -90,8 +101,17 @@ class Environment:
             "database": "genmedia",
             "db_owner_user": "genmedia",
             "db_password_secret": f"{prefix}-db-password",
+            "api_key_pepper_secret": f"{prefix}-api-key-pepper",
             "scheduler_job": f"{prefix}-schedules-tick",
         }
+
+    def scheduling_url_template(self) -> str:
+        """The scheduling function's run.app URL with PROJECT_NUMBER still in it (as module.settings)."""
+        return f"https://{self.function_name('scheduling')}-{PROJECT_NUMBER}.{self['region']}.run.app"
+
+    def scheduler_audience(self, project_number: str = PROJECT_NUMBER) -> str:
+        """SCHEDULER_AUDIENCE: the OIDC audience Terraform gives the Cloud Scheduler job."""
+        return self.scheduling_url_template().replace(PROJECT_NUMBER, project_number)
 
     def function_name(self, fn: str) -> str:
         return f"{self['name_prefix']}-{fn}"
@@ -107,10 +127,14 @@ class Environment:
         total = sum(f.max_connections for f in self.functions.values())
         return total, self["db_max_connections"] - self["db_connection_reserve"]
 
-    def function_env(self, fn: str) -> dict[str, str]:
-        """The env vars of `fn` on Google Cloud (contract section 3); DB_PASS comes as a secret."""
+    def function_env(self, fn: str, project_number: str = PROJECT_NUMBER) -> dict[str, str]:
+        """The env vars of `fn` on Google Cloud (contract section 3); secrets come separately.
+
+        SCHEDULER_AUDIENCE holds the PROJECT_NUMBER placeholder unless `project_number` is given;
+        deploy.sh replaces it once it has looked the number up.
+        """
         f, names = self.functions[fn], self.names()
-        return {
+        env = {
             "GOOGLE_CLOUD_PROJECT": self["project_id"],
             "GENERATION_BACKEND": "vertex",
             "VERTEX_LOCATION": self["vertex_location"],
@@ -129,12 +153,24 @@ class Environment:
             "DB_POOL_TIMEOUT": _number(self["db_pool_timeout_seconds"]),
             "DB_CONNECT_TIMEOUT": _number(self["db_connect_timeout_seconds"]),
         }
+        if fn in HTTP_FUNCTIONS:
+            # The same numbers in both: the counters live in PostgreSQL and both serve "read".
+            env.update({name: str(int(self["rate_limits"][key])) for key, name in RATE_LIMIT_ENV.items()})
+        if fn == "scheduling":
+            # :tick accepts only Cloud Scheduler's OIDC token for this audience and this account,
+            # exactly what Terraform's scheduler job (oidc_token) sends.
+            env["SCHEDULER_AUDIENCE"] = self.scheduler_audience(project_number)
+            env["SCHEDULER_SERVICE_ACCOUNT"] = self.service_account_email("scheduler")
+        return env
 
     def function_secrets(self, fn: str) -> dict[str, str]:
         """Secret env vars of `fn` as gcloud --set-secrets takes them (never their values)."""
-        if self["db_iam_auth"]:
-            return {}
-        return {"DB_PASS": f"{self.names()['db_password_secret']}:latest"}
+        names, secrets = self.names(), {}
+        if fn in API_KEY_PEPPER_FUNCTIONS:
+            secrets["API_KEY_PEPPER"] = f"{names['api_key_pepper_secret']}:latest"
+        if not self["db_iam_auth"]:
+            secrets["DB_PASS"] = f"{names['db_password_secret']}:latest"
+        return secrets
 
 
 def _number(value: float) -> str:
@@ -177,6 +213,11 @@ def _function(fn: str, raw: Any) -> FunctionSettings:
     public = _require(at, key + "allow_unauthenticated", bool)
     if fn == "batch" and public:
         raise ConfigError(f"{key}allow_unauthenticated: must be false (only its Eventarc trigger calls it)")
+    if fn == "scheduling" and not public:
+        raise ConfigError(
+            f"{key}allow_unauthenticated: must be true (:tick verifies Cloud Scheduler's OIDC token itself, "
+            "and Cloud Run strips its signature when it checks IAM; /v1 routes still need an API key)"
+        )
     size = raw.get("db_pool_size")
     overflow = raw.get("db_max_overflow")
     size = None if size is None else _whole(at, key + "db_pool_size", 1, 100)
@@ -187,6 +228,19 @@ def _function(fn: str, raw: Any) -> FunctionSettings:
         max_instances=max_instances, concurrency=concurrency, ingress=raw["ingress"],
         allow_unauthenticated=public, pool_size=pool_size, max_overflow=max_overflow,
     )
+
+
+def _rate_limits(values: dict[str, Any]) -> None:
+    raw = _require(values, "rate_limits", dict)
+    at = {f"rate_limits.{k}": v for k, v in raw.items()}
+    for key in RATE_LIMIT_ENV:
+        if key == "window_seconds":
+            _whole(at, "rate_limits.window_seconds", 1, 3600)
+        else:
+            _whole(at, f"rate_limits.{key}", 0)
+    extra = sorted(set(raw) - set(RATE_LIMIT_ENV))
+    if extra:
+        raise ConfigError(f"rate_limits.{extra[0]}: unknown (the keys are {', '.join(RATE_LIMIT_ENV)})")
 
 
 _STRINGS = ("project_id", "region", "name_prefix", "runtime", "log_level", "vertex_location")
@@ -203,6 +257,7 @@ def parse_environment(name: str, values: dict[str, Any]) -> Environment:
     _require(values, "db_iam_auth", bool)
     _require(values, "db_pool_timeout_seconds", (int, float))
     _require(values, "db_connect_timeout_seconds", (int, float))
+    _rate_limits(values)
     members = _require(values, "invoker_members", list)
     if any(not isinstance(m, str) or m in ("allUsers", "allAuthenticatedUsers") for m in members):
         raise ConfigError("invoker_members: must list IAM principals (allUsers is set per function instead)")

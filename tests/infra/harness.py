@@ -20,6 +20,8 @@ INFRA = ROOT / "infra"
 ENVIRONMENTS = sorted(p.parent.name for p in (INFRA / "environments").glob("*/terraform.tfvars"))
 FAKES = Path(__file__).resolve().parent / "fakes"
 FAKE_DB_PASSWORD = "fake-Sup3rS3cret-db-password-4f9a"
+FAKE_API_KEY_PEPPER = "fakePepper0fAtLeast32Characters0000f00d"
+FAKE_PROJECT_NUMBER = "123456789012"  # what fakes/gcloud answers to `gcloud projects describe`
 BASH = shutil.which("bash") or "/bin/bash"
 
 
@@ -92,6 +94,7 @@ def run_deploy(args: list[str], fake_bin: Path, *, extra_env: dict[str, str] | N
         "PATH": path if path is not None else f"{fake_bin}{os.pathsep}{os.environ.get('PATH', '')}",
         "FAKE_LOG": str(log),
         "FAKE_DB_PASSWORD": FAKE_DB_PASSWORD,
+        "FAKE_API_KEY_PEPPER": FAKE_API_KEY_PEPPER,
         "TMPDIR": str(fake_bin.parent),
     })
     env.update(extra_env or {})

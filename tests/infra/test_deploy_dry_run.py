@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from shared.config import Settings
 from tests.infra.harness import (
     BASH,
     ENVIRONMENTS,
@@ -78,8 +79,25 @@ def test_dry_run_prints_one_deploy_per_function_with_every_flag_spelled_out(dev_
         assert f["max-instances"] == str(settings.max_instances)
         assert f["concurrency"] == str(settings.concurrency)
         assert f["ingress-settings"] == settings.ingress
-        assert "no-allow-unauthenticated" in f and "allow-unauthenticated" not in f
+        if settings.allow_unauthenticated:
+            assert "allow-unauthenticated" in f and "no-allow-unauthenticated" not in f
+        else:
+            assert "no-allow-unauthenticated" in f and "allow-unauthenticated" not in f
         assert REQUIRED_ENV <= set(env_vars(argv))
+    # scheduling is public (its :tick verifies Cloud Scheduler's token), the other two are not.
+    assert "allow-unauthenticated" in flags(commands["scheduling"])
+    assert "no-allow-unauthenticated" in flags(commands["generation"])
+
+
+def test_every_env_var_and_secret_the_dry_run_passes_is_one_the_functions_read(
+    dev_dry_run: DeployRun,
+) -> None:
+    known = {name.upper() for name in Settings.model_fields}
+
+    for fn, argv in deploys(dev_dry_run).items():
+        assert set(env_vars(argv)) <= known, fn
+        secrets = flags(argv).get("set-secrets", "")
+        assert {pair.split("=", 1)[0] for pair in secrets.split(",") if pair} <= known, fn
 
 
 def test_batch_is_triggered_by_its_topic_with_retries_and_the_http_functions_by_http(
@@ -157,7 +175,7 @@ def test_invoker_members_and_public_functions_come_from_the_tfvars(tmp_path: Pat
     run = dry_run(fake_bin, "--env", "dev", "--config", str(tfvars))
 
     assert "allow-unauthenticated" in flags(deploys(run)["generation"])
-    assert "no-allow-unauthenticated" in flags(deploys(run)["scheduling"])
+    assert "allow-unauthenticated" in flags(deploys(run)["scheduling"])
     bindings = run.printed("gcloud", "functions", "add-invoker-policy-binding")
     bound = {(c[3], flags(c)["member"]) for c in bindings}
     assert ("genmedia-dev-generation", "group:clients@example.com") in bound
@@ -189,6 +207,9 @@ def test_bad_arguments_fail_at_once_with_one_line(args: list[str], message: str,
         ({"timeout_seconds = 540": "timeout_seconds = 600"}, "functions.batch.timeout_seconds"),
         ({"max_delivery_attempts = 5": "max_delivery_attempts = 3"}, "max_delivery_attempts"),
         ({"db_iam_auth = true": 'db_iam_auth = "yes"'}, "db_iam_auth: must be true or false"),
+        ({"allow_unauthenticated = true": "allow_unauthenticated = false"},
+         "functions.scheduling.allow_unauthenticated: must be true"),
+        ({"read           = 600": "read           = -1"}, "rate_limits.read: must be a whole number"),
     ],
 )
 def test_a_bad_setting_fails_at_once_with_one_line(

@@ -58,7 +58,8 @@ def test_the_db_password_reaches_functions_as_a_secret_reference_never_a_value(
     password_mode: DeployRun,
 ) -> None:
     for fn, argv in deployed(password_mode).items():
-        assert flags(argv)["set-secrets"] == "DB_PASS=genmedia-dev-db-password:latest", fn
+        secrets = dict(pair.split("=", 1) for pair in flags(argv)["set-secrets"].split(","))
+        assert secrets["DB_PASS"] == "genmedia-dev-db-password:latest", fn
         assert "DB_PASS" not in env_vars(argv)
         assert env_vars(argv)["DB_USER"] == "genmedia" and env_vars(argv)["DB_IAM_AUTH"] == "false"
     every_argv = [arg for call in password_mode.calls for arg in call["argv"]]
@@ -97,7 +98,9 @@ def test_batch_trigger_subscription_gets_retries_and_dead_letters_after_max_deli
     assert flags(binding)["role"] == "roles/pubsub.subscriber"
 
 
-def test_only_the_scheduler_and_eventarc_identities_may_invoke_by_default(password_mode: DeployRun) -> None:
+def test_only_the_scheduler_and_eventarc_identities_are_granted_invoker_by_default(
+    password_mode: DeployRun,
+) -> None:
     calls = password_mode.gcloud("functions", "add-invoker-policy-binding")
     bindings = {(argv[2], flags(argv)["member"]) for argv in calls}
 
@@ -106,6 +109,9 @@ def test_only_the_scheduler_and_eventarc_identities_may_invoke_by_default(passwo
         ("genmedia-dev-batch", sa.format("eventarc")), ("genmedia-dev-scheduling", sa.format("scheduler")),
     }
     assert not [a for call in password_mode.calls for a in call["argv"] if "allUsers" in a]
+    # Only scheduling is public (its :tick verifies the scheduler's OIDC token itself).
+    public = {fn for fn, argv in deployed(password_mode).items() if "allow-unauthenticated" in flags(argv)}
+    assert public == {"scheduling"}
 
 
 def test_credentials_are_checked_before_anything_runs(password_mode: DeployRun) -> None:

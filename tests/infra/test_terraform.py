@@ -33,6 +33,8 @@ TERRAFORM_ONLY = {
     "db_tier", "db_version", "db_edition", "db_availability_type", "db_deletion_protection",
     "db_disk_size_gb", "output_retention_days", "scheduler_cron", "scheduler_time_zone",
 }
+# Every secret the platform generates: Secret Manager secret and version resources, by resource name.
+GENERATED_SECRETS = {"db_password": "db_owner", "api_key_pepper": "api_key_pepper"}
 
 
 def load_hcl(path: Path) -> dict[str, Any]:
@@ -152,11 +154,16 @@ def test_every_env_var_deploy_sh_sets_is_one_the_functions_read() -> None:
     config = deploy_config.load_environment(INFRA / "environments" / "dev" / "terraform.tfvars", "dev")
     known = {name.upper() for name in Settings.model_fields}
 
-    for fn in ("generation", "batch", "scheduling"):
-        assert set(config.function_env(fn)) <= known, fn
-        assert set(config.function_secrets(fn)) <= known, fn
     password_mode = deploy_config.parse_environment("dev", dict(config.values, db_iam_auth=False))
-    assert set(password_mode.function_secrets("batch")) == {"DB_PASS"}
+    for fn in ("generation", "batch", "scheduling"):
+        pepper = {"API_KEY_PEPPER"} if fn in deploy_config.API_KEY_PEPPER_FUNCTIONS else set()
+        for mode in (config, password_mode):
+            assert set(mode.function_env(fn)) <= known, fn
+            assert set(mode.function_secrets(fn)) <= known, fn
+            # A secret is never a plain env var.
+            assert not set(mode.function_env(fn)) & set(mode.function_secrets(fn)), fn
+        assert set(config.function_secrets(fn)) == pepper, fn
+        assert set(password_mode.function_secrets(fn)) == pepper | {"DB_PASS"}, fn
 
 
 @needs_terraform
@@ -193,6 +200,11 @@ def test_terraform_derives_the_same_names_pools_and_budget_as_deploy_sh(env: str
          "functions.batch.timeout_seconds"),
         ({"max_delivery_attempts = 5": "max_delivery_attempts = 4"}, "from 5 to 100",
          "max_delivery_attempts"),
+        ({"allow_unauthenticated = true": "allow_unauthenticated = false"},  # scheduling's
+         "functions.scheduling.allow_unauthenticated must be true",
+         "functions.scheduling.allow_unauthenticated: must be true"),
+        ({"window_seconds = 60": "window_seconds = 0"}, "rate_limits.window_seconds must be a whole number",
+         "rate_limits.window_seconds: must be a whole number from 1 to 3600"),
     ],
 )
 def test_terraform_and_deploy_sh_refuse_the_same_broken_settings(
@@ -207,17 +219,22 @@ def test_terraform_and_deploy_sh_refuse_the_same_broken_settings(
         deploy_config.load_environment(var_file, "dev")
 
 
-def test_no_output_or_variable_carries_the_database_password() -> None:
+def test_no_output_or_variable_carries_a_generated_secret() -> None:
     for directory in [SETTINGS_MODULE, PLATFORM, INFRA / "environments" / "dev"]:
         for name, spec in blocks(directory, "output").items():
             value = json.dumps(spec["value"])
-            assert not re.search(r"random_password|secret_data|secret_version|\.password\b", value), name
-        for name in blocks(directory, "variable"):
-            assert "password" not in name and "secret" not in name, name
-    uses = [p.name for p in PLATFORM.glob("*.tf") if "random_password.db_owner.result" in p.read_text()]
-    assert uses == ["database.tf"]
-    [version] = resources(PLATFORM, "google_secret_manager_secret_version").values()
-    assert version["secret_data"] == "${random_password.db_owner.result}"
+            pattern = r"random_password|secret_data|secret_version|\.password\b|\.result\b"
+            assert not re.search(pattern, value), name
+        for name, spec in blocks(directory, "variable").items():
+            assert not re.search(r"password|secret|pepper$", name) and "default" not in spec, name
+    versions = resources(PLATFORM, "google_secret_manager_secret_version")
+    assert set(versions) == set(GENERATED_SECRETS)
+    for secret, password in GENERATED_SECRETS.items():
+        reference = f"random_password.{password}.result"
+        uses = [p.name for p in PLATFORM.glob("*.tf") if reference in p.read_text()]
+        assert len(uses) == 1, password  # the file of its secret version (and, for the owner, its SQL user)
+        assert versions[secret]["secret_data"] == f"${{random_password.{password}.result}}"
+        assert versions[secret]["secret"] == f"${{google_secret_manager_secret.{secret}.id}}"
 
 
 def test_database_has_a_max_connections_flag_from_the_settings() -> None:
@@ -240,8 +257,12 @@ def test_roles_are_least_privilege_and_nothing_is_public() -> None:
     [bucket_grant] = resources(PLATFORM, "google_storage_bucket_iam_member").values()
     assert bucket_grant["role"] == "roles/storage.objectAdmin"
     assert bucket_grant["bucket"] == "${google_storage_bucket.outputs.name}"
-    [secret_grant] = resources(PLATFORM, "google_secret_manager_secret_iam_member").values()
-    assert secret_grant["secret_id"] == "${google_secret_manager_secret.db_password.secret_id}"
+    secret_grants = resources(PLATFORM, "google_secret_manager_secret_iam_member")
+    assert {name: g["secret_id"] for name, g in secret_grants.items()} == {
+        "runtime": "${google_secret_manager_secret.db_password.secret_id}",
+        "api_key_pepper": "${google_secret_manager_secret.api_key_pepper.secret_id}",
+    }
+    assert {g["role"] for g in secret_grants.values()} == {"roles/secretmanager.secretAccessor"}
     for path in INFRA.rglob("*.tf"):
         text = path.read_text()
         assert not re.search(r'"(allUsers|allAuthenticatedUsers)"', text), path

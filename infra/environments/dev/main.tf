@@ -14,12 +14,13 @@ provider "google" {
 module "platform" {
   source = "../../modules/platform"
 
-  project_id            = module.settings.project_id
-  region                = module.settings.region
-  service_account_ids   = module.settings.service_account_ids
-  names                 = module.settings.names
-  functions             = module.settings.functions
-  database              = module.settings.database
-  output_retention_days = module.settings.output_retention_days
-  scheduler             = module.settings.scheduler
+  project_id               = module.settings.project_id
+  region                   = module.settings.region
+  service_account_ids      = module.settings.service_account_ids
+  names                    = module.settings.names
+  functions                = module.settings.functions
+  database                 = module.settings.database
+  output_retention_days    = module.settings.output_retention_days
+  scheduler                = module.settings.scheduler
+  api_key_pepper_functions = module.settings.api_key_pepper_functions
 }

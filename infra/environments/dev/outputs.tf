@@ -28,8 +28,13 @@ output "db_password_secret" {
   value       = module.platform.db_password_secret
 }
 
+output "api_key_pepper_secret" {
+  description = "Name of the Secret Manager secret with API_KEY_PEPPER (needed by `make api-key` against this environment)."
+  value       = module.platform.api_key_pepper_secret
+}
+
 output "scheduling_url" {
-  description = "Base URL Cloud Scheduler calls."
+  description = "Base URL Cloud Scheduler calls; also its OIDC audience and the scheduling function's SCHEDULER_AUDIENCE."
   value       = module.platform.scheduling_url
 }
 

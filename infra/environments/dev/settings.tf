@@ -13,6 +13,7 @@ module "settings" {
   scheduler_cron             = var.scheduler_cron
   scheduler_time_zone        = var.scheduler_time_zone
   invoker_members            = var.invoker_members
+  rate_limits                = var.rate_limits
   db_tier                    = var.db_tier
   db_version                 = var.db_version
   db_edition                 = var.db_edition

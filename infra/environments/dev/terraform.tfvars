@@ -15,6 +15,15 @@ scheduler_cron        = "* * * * *"
 scheduler_time_zone   = "Etc/UTC"
 invoker_members       = []
 
+# Per API key, shared by every instance; 0 = unlimited. These are the code's defaults.
+rate_limits = {
+  window_seconds = 60
+  generate       = 60
+  batch_items    = 1000
+  schedule       = 30
+  read           = 600
+}
+
 db_tier                    = "db-custom-1-3840"
 db_version                 = "POSTGRES_16"
 db_edition                 = "ENTERPRISE"
@@ -50,13 +59,14 @@ functions = {
     allow_unauthenticated = false
   }
   scheduling = {
-    memory                = "512Mi"
-    cpu                   = "1"
-    timeout_seconds       = 300
-    min_instances         = 0
-    max_instances         = 2
-    concurrency           = 4
-    ingress               = "all"
-    allow_unauthenticated = false
+    memory          = "512Mi"
+    cpu             = "1"
+    timeout_seconds = 300
+    min_instances   = 0
+    max_instances   = 2
+    concurrency     = 4
+    ingress         = "all"
+    # Public: :tick verifies Cloud Scheduler's OIDC token itself, every /v1 route needs an API key.
+    allow_unauthenticated = true
   }
 }

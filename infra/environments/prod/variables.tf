@@ -53,7 +53,18 @@ variable "scheduler_time_zone" {
 
 variable "invoker_members" {
   type        = list(string)
-  description = "Principals allowed to call the generation and scheduling functions (run.invoker), e.g. group:genmedia-clients@example.com. deploy.sh grants them."
+  description = "Principals allowed to call the generation and scheduling functions (run.invoker), e.g. group:genmedia-clients@example.com; they still need an API key for /v1. deploy.sh grants them."
+}
+
+variable "rate_limits" {
+  type = object({
+    window_seconds = number
+    generate       = number
+    batch_items    = number
+    schedule       = number
+    read           = number
+  })
+  description = "Per API key and window, shared by every instance (counted in PostgreSQL): RATE_LIMIT_WINDOW_SECONDS, RATE_LIMIT_GENERATE (generations), RATE_LIMIT_BATCH_ITEMS (items across batches), RATE_LIMIT_SCHEDULE (schedule writes), RATE_LIMIT_READ (GETs). 0 means unlimited. Given to generation and scheduling."
 }
 
 variable "db_tier" {
@@ -117,8 +128,10 @@ variable "functions" {
     ("512Mi", "1"); timeout_seconds (at most 540 for the event-driven batch function); min/max
     instances; concurrency = requests one instance serves at once (also FUNCTION_CONCURRENCY);
     ingress = all | internal-only | internal-and-gclb; allow_unauthenticated opens the function to
-    allUsers (never batch); db_pool_size / db_max_overflow override the pool derived from concurrency
-    (pool = clamp(ceil(concurrency/2), 1, 5), overflow = clamp(concurrency - pool, 0, 5)).
+    allUsers (never batch; always scheduling, whose :tick verifies Cloud Scheduler's OIDC token
+    itself; /v1 routes need an API key either way); db_pool_size / db_max_overflow override the
+    pool derived from concurrency (pool = clamp(ceil(concurrency/2), 1, 5), overflow =
+    clamp(concurrency - pool, 0, 5)).
   EOT
   type = map(object({
     memory                = string

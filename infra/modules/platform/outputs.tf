@@ -30,7 +30,12 @@ output "db_password_secret" {
   value       = google_secret_manager_secret.db_password.secret_id
 }
 
+output "api_key_pepper_secret" {
+  description = "Secret Manager secret holding API_KEY_PEPPER (its name, not its value)."
+  value       = google_secret_manager_secret.api_key_pepper.secret_id
+}
+
 output "scheduling_url" {
-  description = "URL Cloud Scheduler calls (plus /v1/schedules:tick)."
+  description = "URL Cloud Scheduler calls (plus /v1/schedules:tick); also its OIDC audience and SCHEDULER_AUDIENCE."
   value       = local.scheduling_url
 }

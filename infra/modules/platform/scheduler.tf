@@ -1,10 +1,15 @@
 # Cloud Scheduler calls POST /v1/schedules:tick on the scheduling function every minute, with an
-# OIDC token for the scheduler service account (deploy.sh grants that account run.invoker on the
-# function). The function's deterministic Cloud Run URL is known before the function exists, so the
-# job can be created first; it fails harmlessly until deploy.sh has deployed the function.
+# OIDC token for the scheduler service account. The function's deterministic Cloud Run URL is known
+# before the function exists, so the job can be created first; it fails harmlessly until deploy.sh
+# has deployed the function.
+#
+# :tick verifies that token itself: its audience must equal SCHEDULER_AUDIENCE and its email
+# SCHEDULER_SERVICE_ACCOUNT, which deploy.sh sets from the same template (module.settings) and the
+# same service account. (The scheduling function is public for this reason: Cloud Run would strip
+# the token's signature if it checked IAM itself; module.settings enforces it.)
 
 locals {
-  scheduling_url = "https://${var.functions["scheduling"].name}-${data.google_project.this.number}.${var.region}.run.app"
+  scheduling_url = replace(var.scheduler.url_template, "PROJECT_NUMBER", data.google_project.this.number)
 }
 
 resource "google_cloud_scheduler_job" "tick" {
@@ -35,9 +40,17 @@ resource "google_cloud_scheduler_job" "tick" {
 
     oidc_token {
       service_account_email = google_service_account.this["scheduler"].email
-      audience              = local.scheduling_url
+      # Stated, not left to Cloud Scheduler's default (the whole URI, path included).
+      audience = local.scheduling_url
     }
   }
 
   depends_on = [google_project_service.enabled]
+
+  lifecycle {
+    precondition {
+      condition     = google_service_account.this["scheduler"].email == var.scheduler.service_account_email
+      error_message = "The scheduler job's service account must be the SCHEDULER_SERVICE_ACCOUNT deploy.sh sets."
+    }
+  }
 }

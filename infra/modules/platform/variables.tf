@@ -17,7 +17,7 @@ variable "service_account_ids" {
 
 variable "names" {
   type        = map(string)
-  description = "Names of topics, subscription, bucket, instance, database, owner user, secret and scheduler job (module.settings.names)."
+  description = "Names of topics, subscription, bucket, instance, database, owner user, secrets and scheduler job (module.settings.names)."
 }
 
 variable "functions" {
@@ -51,8 +51,15 @@ variable "output_retention_days" {
 
 variable "scheduler" {
   type = object({
-    cron      = string
-    time_zone = string
+    cron                  = string
+    time_zone             = string
+    url_template          = string
+    service_account_email = string
   })
-  description = "When Cloud Scheduler calls POST /v1/schedules:tick."
+  description = "When Cloud Scheduler calls POST /v1/schedules:tick, the scheduling function's URL with PROJECT_NUMBER still to replace (also the OIDC audience), and the job's service account (module.settings.scheduler)."
+}
+
+variable "api_key_pepper_functions" {
+  type        = list(string)
+  description = "Functions whose service accounts may read the API key pepper secret (module.settings.api_key_pepper_functions)."
 }

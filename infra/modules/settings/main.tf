@@ -29,8 +29,20 @@ locals {
     database                 = "genmedia"
     db_owner_user            = "genmedia"
     db_password_secret       = "${var.name_prefix}-db-password"
+    api_key_pepper_secret    = "${var.name_prefix}-api-key-pepper"
     scheduler_job            = "${var.name_prefix}-schedules-tick"
   }
+
+  # The functions that get API_KEY_PEPPER (gcloud --set-secrets) and secretAccessor on its secret:
+  # exactly those whose start-up refuses to go on without it (shared/config.py startup_problem).
+  # Today that is all three; tests/infra checks this list against the code and deploy_config.py.
+  api_key_pepper_functions = ["generation", "scheduling"]
+
+  # The scheduling function's deterministic URL, https://<service>-<project number>.<region>.run.app.
+  # The project number is only known with a provider (module.platform) or gcloud (deploy.sh): both
+  # replace PROJECT_NUMBER in this one template. The result is the scheduler job's OIDC audience and
+  # the function's SCHEDULER_AUDIENCE; the job POSTs to it plus /v1/schedules:tick.
+  scheduling_url_template = "https://${local.function_names["scheduling"]}-PROJECT_NUMBER.${var.region}.run.app"
 
   # The database user each function logs in as: its IAM user (the service account email without
   # ".gserviceaccount.com", as Cloud SQL names it) or the shared owner with a password.

@@ -19,7 +19,7 @@ output "service_account_emails" {
 }
 
 output "names" {
-  description = "Names of the singleton resources (topics, bucket, instance, database, secret, scheduler job)."
+  description = "Names of the singleton resources (topics, bucket, instance, database, secrets, scheduler job)."
   value       = local.names
 }
 
@@ -64,9 +64,21 @@ output "output_retention_days" {
 }
 
 output "scheduler" {
-  description = "Cron and time zone of the :tick job."
+  description = "Cron and time zone of the :tick job, the scheduling function's URL template (PROJECT_NUMBER to be replaced; also the OIDC audience) and the job's service account."
   value = {
-    cron      = var.scheduler_cron
-    time_zone = var.scheduler_time_zone
+    cron                  = var.scheduler_cron
+    time_zone             = var.scheduler_time_zone
+    url_template          = local.scheduling_url_template
+    service_account_email = local.service_account_emails["scheduler"]
   }
+}
+
+output "api_key_pepper_functions" {
+  description = "Functions that get API_KEY_PEPPER from Secret Manager (and may read that secret)."
+  value       = local.api_key_pepper_functions
+}
+
+output "rate_limits" {
+  description = "RATE_LIMIT_* of the HTTP functions (generation and scheduling)."
+  value       = var.rate_limits
 }

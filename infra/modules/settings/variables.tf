@@ -107,11 +107,33 @@ variable "scheduler_time_zone" {
 
 variable "invoker_members" {
   type        = list(string)
-  description = "Principals allowed to call the generation and scheduling functions (run.invoker), e.g. group:genmedia-clients@example.com. deploy.sh grants them."
+  description = "Principals allowed to call the generation and scheduling functions (run.invoker), e.g. group:genmedia-clients@example.com; they still need an API key for /v1. deploy.sh grants them."
 
   validation {
     condition     = alltrue([for m in var.invoker_members : can(regex("^(user|group|serviceAccount|domain|principal|principalSet):.+$", m))])
     error_message = "invoker_members entries must be IAM principals such as user:x@example.com, group:x@example.com or serviceAccount:x@p.iam.gserviceaccount.com (allUsers is never accepted here; see functions.*.allow_unauthenticated)."
+  }
+}
+
+variable "rate_limits" {
+  type = object({
+    window_seconds = number
+    generate       = number
+    batch_items    = number
+    schedule       = number
+    read           = number
+  })
+  description = "Per API key and window, shared by every instance (counted in PostgreSQL): RATE_LIMIT_WINDOW_SECONDS, RATE_LIMIT_GENERATE (generations), RATE_LIMIT_BATCH_ITEMS (items across batches), RATE_LIMIT_SCHEDULE (schedule writes), RATE_LIMIT_READ (GETs). 0 means unlimited. Given to generation and scheduling."
+
+  validation {
+    condition     = var.rate_limits.window_seconds >= 1 && var.rate_limits.window_seconds <= 3600 && floor(var.rate_limits.window_seconds) == var.rate_limits.window_seconds
+    error_message = "rate_limits.window_seconds must be a whole number from 1 to 3600."
+  }
+
+  validation {
+    condition = alltrue([for n in [var.rate_limits.generate, var.rate_limits.batch_items, var.rate_limits.schedule, var.rate_limits.read] :
+    n >= 0 && floor(n) == n])
+    error_message = "rate_limits.generate, batch_items, schedule and read must be whole numbers of at least 0 (0 = unlimited)."
   }
 }
 
@@ -221,8 +243,10 @@ variable "functions" {
     ("512Mi", "1"); timeout_seconds (at most 540 for the event-driven batch function); min/max
     instances; concurrency = requests one instance serves at once (also FUNCTION_CONCURRENCY);
     ingress = all | internal-only | internal-and-gclb; allow_unauthenticated opens the function to
-    allUsers (never batch); db_pool_size / db_max_overflow override the pool derived from concurrency
-    (pool = clamp(ceil(concurrency/2), 1, 5), overflow = clamp(concurrency - pool, 0, 5)).
+    allUsers (never batch; always scheduling, whose :tick verifies Cloud Scheduler's OIDC token
+    itself; /v1 routes need an API key either way); db_pool_size / db_max_overflow override the
+    pool derived from concurrency (pool = clamp(ceil(concurrency/2), 1, 5), overflow =
+    clamp(concurrency - pool, 0, 5)).
   EOT
   type = map(object({
     memory                = string
@@ -289,6 +313,14 @@ variable "functions" {
   validation {
     condition     = !try(var.functions["batch"].allow_unauthenticated, false)
     error_message = "functions.batch.allow_unauthenticated must be false: only its Eventarc trigger may call it."
+  }
+
+  validation {
+    # Cloud Run strips the signature of the ID token it checks for IAM before the request reaches the
+    # code, so :tick could never verify Cloud Scheduler's OIDC token behind IAM. Every /v1 route of
+    # scheduling checks an API key or that token itself.
+    condition     = try(var.functions["scheduling"].allow_unauthenticated, true)
+    error_message = "functions.scheduling.allow_unauthenticated must be true: :tick verifies Cloud Scheduler's OIDC token itself, and Cloud Run removes that token's signature when it checks IAM (every /v1 route still needs an API key or that token)."
   }
 
   validation {

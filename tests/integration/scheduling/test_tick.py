@@ -163,3 +163,26 @@ def test_ticks_every_minute_across_a_dst_change_fire_each_day_once(
     assert len(local_days) == len(set(local_days))  # never twice on a day
     transition_day = [d for d in due if d.astimezone(zone).date() == day.date()]
     assert [d.astimezone(zone).strftime("%H:%M") for d in transition_day] == expected_local
+
+
+def test_the_tick_requeues_items_whose_delivery_was_lost(db: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from shared.batches import NewBatch, create_batches
+    from shared.media.capabilities import resolve
+    from shared.media.request import GenerationRequest
+
+    monkeypatch.setenv("ITEM_REQUEUE_AFTER_SECONDS", "60")
+    config.get_settings.cache_clear()
+    requests = [resolve(GenerationRequest(kind="image", prompt=f"p{i}")) for i in range(4)]
+    with session_scope() as session:
+        create_batches(session, [NewBatch("bat_lost", "", requests)], topic=TOPIC)
+        session.execute(sa.text("UPDATE jobs SET updated_at = now() - interval '10 minutes' WHERE item_index = 0"))
+        session.execute(sa.text("UPDATE jobs SET status = 'running', lease_until = now() - interval '1 second' "
+                                "WHERE item_index = 1"))
+        session.execute(sa.text("UPDATE jobs SET status = 'running', lease_until = now() + interval '1 minute' "
+                                "WHERE item_index = 2"))
+    before = scalar("SELECT count(*) FROM outbox")
+    result = service.tick(job_name=None, schedule_time=None)
+    assert result.requeued == 2
+    requeued = scalar("SELECT array_agg(payload->>'item_id' ORDER BY id) FROM outbox WHERE id > :n", n=before)
+    assert sorted(requeued) == ["bat_lost_0000", "bat_lost_0001"]
+    assert service.tick(job_name=None, schedule_time=None).requeued == 0  # once per interval, not per tick
