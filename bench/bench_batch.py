@@ -159,7 +159,7 @@ def pool_budget() -> tuple[int, int]:
 
 def main(database_url: str, items: int = 1000) -> list[str]:
     """Run the batch through the emulator and the baseline loop; print and return the ratio lines."""
-    from tests.e2e.emulator import EmulatorUnavailable, running_emulator
+    from devtools.pubsub_emulator import EmulatorUnavailable, running_emulator
 
     os.environ.setdefault("API_KEY_PEPPER", "bench-pepper-" + uuid.uuid4().hex)
     with tempfile.TemporaryDirectory(prefix="genmedia-bench-batch-") as tmp_name:

@@ -7,10 +7,12 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 from devtools.api_key import local_pepper, mint_key
 from devtools.migrate import ROOT, local_database_url, upgrade_to_head
+from devtools.pubsub_emulator import PROJECT, Emulator, EmulatorUnavailable, running_emulator
 
 FUNCTIONS = (
     ("generation", "GENERATION_PORT", 8080, "http"),
@@ -38,6 +40,7 @@ def _environment() -> dict[str, str]:
     env.setdefault("VIDEO_POLL_INTERVAL_SECONDS", "2")
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     env.setdefault("PUBSUB_BATCH_TOPIC", "genmedia-batch")
+    env.setdefault("GOOGLE_CLOUD_PROJECT", "genmedia-local")
     if not env.get("DATABASE_URL") and not env.get("INSTANCE_CONNECTION_NAME"):
         env["DATABASE_URL"] = local_database_url()
         env.setdefault("API_KEY_PEPPER", local_pepper())
@@ -49,9 +52,38 @@ def _environment() -> dict[str, str]:
     return env
 
 
+def _pubsub(stack: ExitStack, env: dict[str, str]) -> Emulator | None:
+    """The Pub/Sub emulator for batches, unless PUBSUB_EMULATOR_HOST points at one already."""
+    if env.get("PUBSUB_EMULATOR_HOST"):
+        return None
+    data = ROOT / ".local" / "pubsub"
+    data.mkdir(parents=True, exist_ok=True)
+    project = env.get("GOOGLE_CLOUD_PROJECT", PROJECT)
+    try:
+        emulator = stack.enter_context(running_emulator(data, project=project))
+    except EmulatorUnavailable as err:
+        print(f"Pub/Sub emulator not started ({err}): batches stay queued", flush=True)  # noqa: T201
+        return None
+    env["PUBSUB_EMULATOR_HOST"] = emulator.host
+    print(f"Pub/Sub emulator: {emulator.host}", flush=True)  # noqa: T201
+    return emulator
+
+
+def _subscribe(emulator: Emulator, env: dict[str, str]) -> None:
+    topic = emulator.create_topic(env["PUBSUB_BATCH_TOPIC"].rsplit("/", 1)[-1])
+    batch_port = int(env.get("BATCH_PORT", 8081))
+    emulator.create_push_subscription("genmedia-batch-push", topic, f"http://127.0.0.1:{batch_port}/")
+
+
 def main() -> int:
     """Start everything, wait for Ctrl-C or a child dying, then stop everything started."""
-    env = _environment()
+    with ExitStack() as stack:
+        env = _environment()
+        emulator = _pubsub(stack, env)
+        return _serve(env, emulator)
+
+
+def _serve(env: dict[str, str], emulator: Emulator | None) -> int:
     children: list[subprocess.Popen[bytes]] = []
     for name, port_var, default_port, signature in FUNCTIONS:
         port = int(env.get(port_var, default_port))
@@ -59,6 +91,8 @@ def main() -> int:
         print(f"{name}: http://127.0.0.1:{port}", flush=True)  # noqa: T201
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
     try:
+        if emulator is not None:
+            _subscribe(emulator, env)
         while all(child.poll() is None for child in children):
             time.sleep(0.5)
         print("a function exited; stopping the others", file=sys.stderr)  # noqa: T201

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.e2e.emulator import (
+from devtools.pubsub_emulator import (
     DEAD_LETTER_MAX_ATTEMPTS,
     PROJECT,
     Emulator,

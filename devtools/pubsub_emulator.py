@@ -30,11 +30,18 @@ from typing import Any
 
 import requests
 
-from tests.servers import free_port
-
 PROJECT = "genmedia-e2e"
 ACK_DEADLINE_SECONDS = 10
 DEAD_LETTER_MAX_ATTEMPTS = 5  # Pub/Sub's minimum; production sets MAX_DELIVERY_ATTEMPTS (>= 5) here too
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 class EmulatorUnavailable(Exception):
@@ -135,12 +142,13 @@ def stop_group(process: subprocess.Popen[bytes], first: signal.Signals = signal.
 
 
 @contextmanager
-def running_emulator(data_dir: Path, project: str = PROJECT, timeout: float = 60.0) -> Iterator[Emulator]:
+def running_emulator(data_dir: Path, project: str = PROJECT, timeout: float = 60.0,
+                     port: int | None = None) -> Iterator[Emulator]:
     """`gcloud beta emulators pubsub start` on a free port for the block; EmulatorUnavailable if not."""
     gcloud = shutil.which("gcloud")
     if gcloud is None:
         raise EmulatorUnavailable("gcloud is not on PATH")
-    port = free_port()
+    port = port or free_port()
     log = data_dir / "emulator.log"
     command = [gcloud, "beta", "emulators", "pubsub", "start", f"--host-port=127.0.0.1:{port}",
                f"--project={project}", f"--data-dir={data_dir}"]
