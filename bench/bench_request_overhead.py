@@ -67,7 +67,7 @@ def in_process(rounds: int, n: int) -> str:
     ours = _client(OURS[0], OURS[1])
     from shared.logging import configure_logging
 
-    configure_logging(stream=open(os.devnull, "w"))  # noqa: SIM115 - kept open for the whole run
+    configure_logging(stream=open(os.devnull, "w"))
     bare = _client(BARE[0], BARE[1])
     _in_process(ours, OURS[2], 200), _in_process(bare, BARE[2], 200)
     results = interleave(rounds, ours=lambda: _in_process(ours, OURS[2], n),

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, field_serializer
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from shared.exceptions import NotFoundError
@@ -73,7 +73,7 @@ def create_batches(session: Session, batches: list[NewBatch], *, topic: str) -> 
     Three multi-row INSERTs whatever the number of batches, so a tick firing hundreds of schedules
     stays a short transaction.
     """
-    session.execute(BatchRow.__table__.insert(), [
+    session.execute(insert(BatchRow), [
         {"id": b.id, "owner_id": b.owner_id, "total": len(b.requests), "schedule_id": b.schedule_id}
         for b in batches
     ])
@@ -82,7 +82,7 @@ def create_batches(session: Session, batches: list[NewBatch], *, topic: str) -> 
          "status": "queued", "request": r.model_dump(exclude_none=True), "batch_id": b.id, "item_index": i}
         for b in batches for i, r in enumerate(b.requests)
     ]
-    session.execute(JobRow.__table__.insert(), items)
+    session.execute(insert(JobRow), items)
     enqueue(session, topic, [
         {"batch_id": item["batch_id"], "item_id": item["id"], "request": item["request"]} for item in items
     ])

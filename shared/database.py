@@ -65,9 +65,12 @@ def _connector_creator(settings: Settings) -> Callable[[], Any]:
     connector = Connector(refresh_strategy="lazy")
     password = settings.db_pass.get_secret_value() if settings.db_pass else None
 
+    instance = settings.instance_connection_name
+    assert instance, "only called with INSTANCE_CONNECTION_NAME set"
+
     def connect() -> Any:
         return connector.connect(
-            settings.instance_connection_name,
+            instance,
             "pg8000",
             user=settings.db_user,
             password=None if settings.db_iam_auth else password,

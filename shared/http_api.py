@@ -108,7 +108,7 @@ class Router:
             raise raised from None
         except HTTPException:
             raise NotFoundError(f"no route for {request.method} {request.path[:200]}") from None
-        return self._call(str(endpoint), request, args)
+        return self._call(str(endpoint), request, dict(args))
 
     def _call(self, endpoint: str, request: flask.Request, args: dict[str, Any]) -> flask.Response:
         handler, scope = self._handlers[endpoint]
@@ -117,6 +117,9 @@ class Router:
         from shared import access  # the API-key machinery only loads for routes that need it
 
         principal = access.authenticate_tick(request) if scope == "tick" else access.authenticate(request, scope)
+        if any("\x00" in value for value in args.values() if isinstance(value, str)):
+            # PostgreSQL text cannot hold U+0000, so no resource has such an id (and the query would fail).
+            raise NotFoundError("not found")
         return handler(request, principal, **args)
 
 
@@ -147,6 +150,23 @@ def _depth(value: Any) -> int:
     return deepest
 
 
+def _nul_field(value: Any) -> str | None:
+    """The path of the first string, key or value, holding U+0000 (`items[2].prompt`), else None."""
+    stack: list[tuple[Any, str]] = [(value, "")]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, str) and "\x00" in node:
+            return path or "body"
+        if isinstance(node, dict):
+            for key, child in node.items():
+                if "\x00" in key:
+                    return path or "body"
+                stack.append((child, f"{path}.{key}" if path else key))
+        elif isinstance(node, list):
+            stack.extend((child, f"{path}[{index}]") for index, child in enumerate(node))
+    return None
+
+
 def read_json(request: flask.Request) -> dict[str, Any]:
     """The body as a JSON object, or a 4xx that says exactly what is wrong with it."""
     limit = get_settings().max_request_bytes
@@ -168,6 +188,10 @@ def read_json(request: flask.Request) -> dict[str, Any]:
         raise ValidationError.for_field("body", "must be a JSON object", reason="INVALID_JSON")
     if _depth(data) > _MAX_DEPTH:
         raise ValidationError.for_field("body", "is nested too deeply", reason="INVALID_JSON")
+    # U+0000 only enters through the `\u0000` escape; PostgreSQL text and jsonb cannot store it.
+    nul = _nul_field(data) if b"\\u0000" in raw else None
+    if nul is not None:
+        raise ValidationError.for_field(nul, "must not contain NUL (U+0000) characters")
     return data
 
 
@@ -225,8 +249,8 @@ def handle_exception(exc: BaseException, request_id: str | None) -> flask.Respon
 def _request_url(request: flask.Request) -> str:
     # Path and raw query: werkzeug's `request.url` re-encodes the whole URL (costly per request).
     environ = request.environ
-    query = environ.get("QUERY_STRING", "")
-    url = environ.get("PATH_INFO", "") + ("?" + query if query else "")
+    query = str(environ.get("QUERY_STRING", ""))
+    url = str(environ.get("PATH_INFO", "")) + ("?" + query if query else "")
     return url[:2000]
 
 

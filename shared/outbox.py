@@ -13,7 +13,7 @@ import threading
 import time
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from shared import context
@@ -49,7 +49,7 @@ def enqueue(session: Session, topic: str, payloads: list[dict[str, Any]]) -> Non
     attributes = trace_attributes()
     path = topic_path(topic)
     session.execute(
-        OutboxRow.__table__.insert(),
+        insert(OutboxRow),
         [{"topic": path, "payload": p, "attributes": attributes} for p in payloads],
     )
 
@@ -59,7 +59,7 @@ def _get_publisher() -> Any:
     if _publisher is None:
         with _lock:
             if _publisher is None:
-                from google.cloud import pubsub_v1  # heavy: only when something is published
+                from google.cloud import pubsub_v1  # type: ignore[attr-defined]  # heavy: only when publishing
 
                 settings = pubsub_v1.types.BatchSettings(max_messages=500, max_latency=0.01)
                 _publisher = pubsub_v1.PublisherClient(batch_settings=settings)

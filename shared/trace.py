@@ -6,6 +6,7 @@ import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 _TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 _CLOUD_TRACE = re.compile(r"^([0-9a-fA-F]{32})(?:/(\d{1,20}))?(?:;o=([01]))?$")
@@ -56,7 +57,13 @@ def parse_cloud_trace_context(value: str | None) -> TraceContext | None:
     return TraceContext(trace_id.lower(), span_id, sampled == "1")
 
 
-def trace_from_headers(headers: Mapping[str, str]) -> TraceContext | None:
+class Headers(Protocol):
+    """Anything with `.get(name)`: a dict, or werkzeug's case-insensitive Headers."""
+
+    def get(self, key: str, /) -> str | None: ...
+
+
+def trace_from_headers(headers: Headers) -> TraceContext | None:
     """The inbound trace of an HTTP request: `traceparent` first, then `X-Cloud-Trace-Context`."""
     return parse_traceparent(headers.get("traceparent")) or parse_cloud_trace_context(
         headers.get("X-Cloud-Trace-Context")

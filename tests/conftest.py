@@ -50,9 +50,9 @@ class DatabaseHandle:
         """Empty every table but Alembic's, so tests never see each other's rows."""
         engine = sa.create_engine(self.url, poolclass=sa.pool.NullPool)
         with engine.begin() as conn:
-            tables = conn.execute(
-                sa.text("SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'")
-            ).scalars().all()
+            tables = conn.execute(sa.text(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+            )).scalars().all()
             if tables:
                 conn.execute(sa.text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
         engine.dispose()

@@ -22,9 +22,9 @@ _log = logging.getLogger("genmedia.batch")
 
 
 def _ack_undeliverable(exc: BaseException) -> flask.Response | None:
-    """A body functions-framework cannot turn into an event (its 400, or a crash while parsing it,
-    since our own failures arrive as GenmediaError): log it, never its data, and ack."""
-    if isinstance(exc, GenmediaError) or (isinstance(exc, HTTPException) and exc.code != 400):
+    """A body functions-framework cannot turn into an event (its 400 or 415, or a crash while parsing
+    it, since our own failures arrive as GenmediaError): log it, never its data, and ack."""
+    if isinstance(exc, GenmediaError) or (isinstance(exc, HTTPException) and exc.code not in (400, 415)):
         return None
     _log.error("undeliverable request acknowledged",
                extra={"error": type(exc).__name__, "reason": "MALFORMED_MESSAGE"})

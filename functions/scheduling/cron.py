@@ -10,6 +10,7 @@ times near it, so a shifted time and the real one after the gap never fire twice
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
@@ -59,4 +60,4 @@ def firings(expression: str, tz: ZoneInfo, after: datetime, count: int) -> list[
 def min_interval_seconds(expression: str, tz: ZoneInfo, start: datetime, samples: int = 24) -> float:
     """The shortest gap between upcoming firings (for the too-frequent check)."""
     times = firings(expression, tz, start, samples)
-    return min((b - a).total_seconds() for a, b in zip(times, times[1:], strict=False))
+    return min((b - a).total_seconds() for a, b in pairwise(times))

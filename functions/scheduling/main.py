@@ -46,8 +46,8 @@ def create_schedule(request: flask.Request, principal: Principal) -> flask.Respo
     schedule_request = parse_model(models.ScheduleCreate, body)
     access.limit(principal, "schedule")
     schedule, created = service.create_schedule(
-        schedule_request, owner_id=principal.key_id,
-        idempotency_key=idempotency.parse_key(request.headers.get("Idempotency-Key")), digest=idempotency.body_hash(body),
+        schedule_request, owner_id=principal.key_id, digest=idempotency.body_hash(body),
+        idempotency_key=idempotency.parse_key(request.headers.get("Idempotency-Key")),
     )
     response = _schedule_response(schedule, 201 if created else 200)
     response.headers["Location"] = f"/v1/schedules/{schedule.id}"

@@ -113,7 +113,8 @@ def create_schedule(
                 return _view(session, _get(session, existing, owner_id)), False
         row = ScheduleRow(
             id=schedule_id, owner_id=owner_id, requests=[r.model_dump(exclude_none=True) for r in requests],
-            is_batch=body.requests is not None, cron=body.cron, timezone=(body.timezone or "UTC") if body.cron else None,
+            is_batch=body.requests is not None, cron=body.cron,
+            timezone=(body.timezone or "UTC") if body.cron else None,
             run_at=body.run_at, paused=False, next_run_at=next_run,
         )
         session.add(row)
@@ -179,7 +180,9 @@ def _page_token(row: ScheduleRow) -> str:
 def _page_after(token: str) -> tuple[datetime, str]:
     try:
         created, schedule_id = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        return datetime.fromisoformat(created), str(schedule_id)
+        if not isinstance(schedule_id, str) or "\x00" in schedule_id:
+            raise ValueError("not one of our ids")
+        return datetime.fromisoformat(created), schedule_id
     except (binascii.Error, ValueError, TypeError):
         raise _invalid("page_token", "is not a token from a previous page") from None
 

@@ -10,7 +10,7 @@ from shared.exceptions import VertexAIError
 from shared.media.request import Kind, MediaOutput
 
 if TYPE_CHECKING:
-    from google.cloud import storage
+    from google.cloud import storage  # type: ignore[attr-defined]
 
 _JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 EXTENSIONS = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp", "video/mp4": ".mp4"}
@@ -69,7 +69,7 @@ class OutputStore:
         with self._lock:
             if self._client is None:
                 # Imported here: google.cloud.storage costs cold-start time that local runs never need.
-                from google.cloud import storage
+                from google.cloud import storage  # type: ignore[attr-defined]
 
                 # STORAGE_EMULATOR_HOST is read by the client itself (and then needs no credentials).
                 self._client = storage.Client(project=self._project)

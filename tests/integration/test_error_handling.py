@@ -115,7 +115,7 @@ def test_wrong_content_type_is_415(client: Any) -> None:
 
 def test_missing_field_names_the_field(client: Any) -> None:
     error = assert_error(post(client, {}), 400, "VALIDATION_FAILED")
-    violations = [d for d in error["details"] if d["@type"].endswith("BadRequest")][0]["fieldViolations"]
+    violations = next(d for d in error["details"] if d["@type"].endswith("BadRequest"))["fieldViolations"]
     assert violations == [{"field": "prompt", "description": "is required"}]
 
 

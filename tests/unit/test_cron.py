@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from itertools import pairwise
 
 import pytest
 from hypothesis import given, settings
@@ -71,5 +72,5 @@ def test_firings_strictly_increase_and_match_the_cron_in_wall_time(minute: str, 
                                                                    start: datetime) -> None:
     tz = cron.parse_timezone(zone)
     times = cron.firings(f"{minute} {hour} * * *", tz, start, 30)
-    assert all(a < b for a, b in zip(times, times[1:], strict=False))
+    assert all(a < b for a, b in pairwise(times))
     assert times[0] > start

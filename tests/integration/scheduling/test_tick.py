@@ -63,7 +63,7 @@ def test_eight_concurrent_ticks_fire_each_due_schedule_exactly_once(db: Any) -> 
         barrier.wait()
         try:
             service.tick(job_name=None, schedule_time=None)
-        except BaseException as err:  # noqa: BLE001
+        except BaseException as err:
             errors.append(err)
 
     threads = [threading.Thread(target=tick) for _ in range(8)]
