@@ -21,6 +21,8 @@ run: install
 
 ## make test: unit, integration (real PostgreSQL) and e2e (Pub/Sub emulator) tests
 test: install
+	@$(PY) -m pytest -q tests/unit/test_exceptions.py --cov=shared.exceptions --cov-branch \
+		--cov-report=term-missing:skip-covered --cov-fail-under=100
 	@$(PY) -m pytest $(PYTEST_ARGS)
 
 ## make migrate: apply migrations to DATABASE_URL (idempotent, safe to run concurrently)
