@@ -94,6 +94,14 @@ class ValidationError(GenmediaError):
     default_message = "the request is not valid"
 
     @classmethod
+    def from_violations(cls, violations: list[FieldViolation]) -> ValidationError:
+        """One error for several bad fields; its message and metadata name the first."""
+        first = violations[0]
+        err = cls(f"{first.field}: {first.description}", violations=violations)
+        err.metadata["field"] = first.field
+        return err
+
+    @classmethod
     def for_field(cls, field: str, description: str, *, reason: str | None = None) -> ValidationError:
         """A validation error about one field, with its field violation."""
         err = cls(f"{field}: {description}", violations=[FieldViolation(field, description)])

@@ -50,8 +50,4 @@ def parse_model(model: type[M], data: Any, *, prefix: str = "") -> M:
     try:
         return model.model_validate(data)
     except pydantic.ValidationError as err:
-        violations = violations_from(err, prefix)
-        first = violations[0]
-        raised = ValidationError(f"{first.field}: {first.description}", violations=violations)
-        raised.metadata["field"] = first.field
-        raise raised from None
+        raise ValidationError.from_violations(violations_from(err, prefix)) from None

@@ -7,11 +7,11 @@ import logging
 from shared.batches import Batch, NewBatch, create_batches, get_batch
 from shared.config import get_settings
 from shared.database import session_scope
-from shared.exceptions import FieldViolation, GenmediaError, ServiceUnavailableError, ValidationError
+from shared.exceptions import GenmediaError, ServiceUnavailableError
 from shared.generation import advance_video, run_generation
 from shared.idempotency import claim, release
 from shared.jobs import Job, create_job, get_job, mark_failed, new_id
-from shared.media.capabilities import resolve
+from shared.media.capabilities import resolve, resolve_all
 from shared.media.request import GenerationRequest
 from shared.outbox import publish_pending
 
@@ -65,17 +65,7 @@ class BatchesNotConfiguredError(ServiceUnavailableError):
 
 def resolve_items(items: list[GenerationRequest]) -> list[GenerationRequest]:
     """Check every item against its model; one bad item rejects the batch, naming its index."""
-    resolved, violations = [], []
-    for index, item in enumerate(items):
-        try:
-            resolved.append(resolve(item))
-        except ValidationError as err:
-            violations += [FieldViolation(f"items[{index}].{v.field}", v.description) for v in err.violations]
-    if violations:
-        raised = ValidationError(f"{violations[0].field}: {violations[0].description}", violations=violations)
-        raised.metadata["field"] = violations[0].field
-        raise raised
-    return resolved
+    return resolve_all([(f"items[{index}]", item) for index, item in enumerate(items)])
 
 
 def publish_outbox() -> None:

@@ -30,11 +30,11 @@ __all__ = ["Schedule", "ScheduleListQuery", "SchedulePage", "claim_due_schedules
 from shared.batches import NewBatch, create_batches
 from shared.config import get_settings
 from shared.database import session_scope
-from shared.exceptions import FieldViolation, NotFoundError, ServiceUnavailableError, ValidationError
+from shared.exceptions import NotFoundError, ServiceUnavailableError, ValidationError
 from shared.generation import advance_due_videos
 from shared.idempotency import claim
 from shared.jobs import new_id, requeue_stale_items
-from shared.media.capabilities import resolve
+from shared.media.capabilities import resolve_all
 from shared.media.request import GenerationRequest
 from shared.outbox import enqueue, publish_pending
 from shared.ratelimit import prune_rate_limits
@@ -62,17 +62,7 @@ def _resolve_requests(body: ScheduleCreate) -> list[GenerationRequest]:
         pairs = [("request", body.request)]
     else:
         pairs = [(f"requests[{i}]", r) for i, r in enumerate(body.requests or [])]
-    resolved, violations = [], []
-    for prefix, request in pairs:
-        try:
-            resolved.append(resolve(request))
-        except ValidationError as err:
-            violations += [FieldViolation(f"{prefix}.{v.field}", v.description) for v in err.violations]
-    if violations:
-        raised = ValidationError(f"{violations[0].field}: {violations[0].description}", violations=violations)
-        raised.metadata["field"] = violations[0].field
-        raise raised
-    return resolved
+    return resolve_all(pairs)
 
 
 def first_run(body: ScheduleCreate, now: datetime) -> datetime:

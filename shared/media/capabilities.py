@@ -7,6 +7,7 @@ model does not take is refused here with a 400 naming it, rather than sent and b
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -19,6 +20,7 @@ __all__ = [
     "ModelCapabilities",
     "capabilities_for",
     "resolve",
+    "resolve_all",
 ]
 
 Api = Literal["imagen", "gemini", "veo"]
@@ -132,6 +134,20 @@ def resolve(request: GenerationRequest) -> GenerationRequest:
         err.metadata["field"] = violations[0].field
         raise err
     return request if request.model == model else request.model_copy(update={"model": model})
+
+
+def resolve_all(requests: Sequence[tuple[str, GenerationRequest]]) -> list[GenerationRequest]:
+    """Resolve several requests, each named by a prefix (`items[3]`); one error lists every bad field."""
+    resolved: list[GenerationRequest] = []
+    violations: list[FieldViolation] = []
+    for prefix, request in requests:
+        try:
+            resolved.append(resolve(request))
+        except ValidationError as err:
+            violations += [FieldViolation(f"{prefix}.{v.field}", v.description) for v in err.violations]
+    if violations:
+        raise ValidationError.from_violations(violations)
+    return resolved
 
 
 def _violations(request: GenerationRequest, caps: ModelCapabilities) -> list[FieldViolation]:

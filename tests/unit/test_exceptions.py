@@ -140,3 +140,11 @@ def test_errors_can_be_raised_and_caught_by_their_family() -> None:
         raise ex.PoolExhaustedError()
     with pytest.raises(ex.ConflictError):
         raise ex.IdempotencyKeyReusedError()
+
+
+def test_from_violations_names_the_first_field_and_keeps_all() -> None:
+    violations = [ex.FieldViolation("items[0].prompt", "must not be empty"),
+                  ex.FieldViolation("items[2].model", "is not a known model")]
+    err = ex.ValidationError.from_violations(violations)
+    assert err.message == "items[0].prompt: must not be empty"
+    assert err.violations == violations and err.metadata == {"field": "items[0].prompt"}

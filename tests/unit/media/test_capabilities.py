@@ -185,3 +185,15 @@ def test_capabilities_for_names_the_supported_models_when_unknown() -> None:
     with pytest.raises(ValidationError) as caught:
         capabilities_for("dall-e-3")
     assert "veo-3.0-generate-001" in caught.value.violations[0].description
+
+
+def test_resolve_all_names_every_bad_field_under_its_prefix() -> None:
+    from shared.exceptions import ValidationError
+    from shared.media.capabilities import resolve_all
+
+    good = GenerationRequest(kind="image", prompt="fine")
+    bad = GenerationRequest(kind="video", prompt="x", model="imagen-4.0-generate-001")
+    with pytest.raises(ValidationError) as caught:
+        resolve_all([("items[0]", good), ("items[1]", bad)])
+    assert [v.field for v in caught.value.violations] == ["items[1].model"]
+    assert [r.model for r in resolve_all([("request", good)])] == ["gemini-2.5-flash-image"]
