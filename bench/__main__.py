@@ -24,7 +24,14 @@ def _database_url() -> str:
 
 def main() -> int:
     """Run the benchmarks named on the command line, or all of them."""
-    from bench import bench_batch, bench_cold_start, bench_generation, bench_logging, bench_request_overhead
+    from bench import (
+        bench_batch,
+        bench_cold_start,
+        bench_generation,
+        bench_logging,
+        bench_request_overhead,
+        bench_tick,
+    )
 
     wanted = set(sys.argv[1:])
     # The functions refuse to start without a pepper; benchmarks mint no keys, any value will do.
@@ -41,6 +48,8 @@ def main() -> int:
         lines += bench_generation.main(url)
     if not wanted or "batch" in wanted:
         lines += bench_batch.main(url)
+    if not wanted or "tick" in wanted:
+        lines += bench_tick.main(url)
     if not wanted or "logging" in wanted:
         bench_logging.main([])
     return 0

@@ -8,6 +8,7 @@ one Cloud SQL `max_connections` budget.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -127,6 +128,17 @@ def dispose_engine() -> None:
         if _engine is not None:
             _engine.dispose()
         _engine, _sessions = None, None
+
+
+def _forget_engine_after_fork() -> None:
+    """A forked child must not use its parent's sockets: drop them unclosed and build anew."""
+    global _engine, _sessions
+    if _engine is not None:
+        _engine.dispose(close=False)
+    _engine, _sessions = None, None
+
+
+os.register_at_fork(after_in_child=_forget_engine_after_fork)
 
 
 def _sqlstate(err: exc.DBAPIError) -> str | None:

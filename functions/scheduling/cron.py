@@ -36,6 +36,20 @@ def is_valid_cron(expression: str) -> bool:
 def next_after(expression: str, tz: ZoneInfo, after: datetime) -> datetime:
     """The first firing strictly after the aware instant `after`, as an aware UTC datetime."""
     wall = after.astimezone(tz).replace(tzinfo=None, fold=0)
+    # Fast path, nearly always: no offset change around `after` and the next wall time.
+    candidate = croniter(expression, wall).get_next(datetime)
+    instant = candidate.replace(tzinfo=tz, fold=0).astimezone(UTC)
+    if instant > after and _offset(tz, after - _WINDOW) == _offset(tz, instant + _WINDOW):
+        return instant
+    return _next_after_near_a_transition(expression, tz, after, wall)
+
+
+def _offset(tz: ZoneInfo, instant: datetime) -> object:
+    return instant.astimezone(tz).utcoffset()
+
+
+def _next_after_near_a_transition(expression: str, tz: ZoneInfo, after: datetime, wall: datetime) -> datetime:
+    """The slow, exact walk: wall times near `after`, placed in the zone, the smallest instant wins."""
     it = croniter(expression, wall - _WINDOW)
     best: tuple[datetime, datetime] | None = None
     for _ in range(_MAX_STEPS):

@@ -243,18 +243,23 @@ def claim_due_schedules(limit: int, topic: str, *, now: datetime | None = None) 
             .order_by(ScheduleRow.next_run_at).limit(limit)
             .with_for_update(skip_locked=True)
         ).scalars().all()
-        fired: list[NewBatch] = []
+        if not rows:
+            return 0, 0
+        runs = {row.id: (row.next_run_at, new_id("bat")) for row in rows}
+        # One statement records every run; the primary key (schedule, due time) drops any repeat.
+        recorded = set(session.execute(
+            insert(ScheduleRunRow)
+            .values([{"schedule_id": sid, "due_at": due, "batch_id": bid} for sid, (due, bid) in runs.items()])
+            .on_conflict_do_nothing().returning(ScheduleRunRow.schedule_id)
+        ).scalars())
+        fired = [
+            NewBatch(runs[row.id][1], row.owner_id, [GenerationRequest.model_validate(r) for r in row.requests],
+                     schedule_id=row.id)
+            for row in rows if row.id in recorded
+        ]
         for row in rows:
             due = row.next_run_at
             assert due is not None
-            batch_id = new_id("bat")
-            recorded = session.execute(
-                insert(ScheduleRunRow).values(schedule_id=row.id, due_at=due, batch_id=batch_id)
-                .on_conflict_do_nothing().returning(ScheduleRunRow.batch_id)
-            ).scalar_one_or_none()
-            if recorded is not None:
-                requests = [GenerationRequest.model_validate(r) for r in row.requests]
-                fired.append(NewBatch(batch_id, row.owner_id, requests, schedule_id=row.id))
             row.last_run_at = due
             row.next_run_at = _advance(row, due, now)
             row.updated_at = now
