@@ -31,6 +31,8 @@ from shared.media.request import GenerationRequest
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
+    from shared.tables import JobRow
+
     from shared.media.backends import MediaBackend
 
 _log = logging.getLogger("genmedia.generation")
@@ -69,11 +71,11 @@ def run_generation(job_id: str, request: GenerationRequest | None = None) -> Job
             request = GenerationRequest.model_validate(row.request)
     record = _generate(job_id, request)
     with session_scope() as session:
-        record(session)
-        return Job.from_row(get_job(session, job_id))
+        row = record(session) or get_job(session, job_id)  # None: it had already finished
+        return Job.from_row(row)
 
 
-def _generate(job_id: str, request: GenerationRequest) -> Callable[[Session], object]:
+def _generate(job_id: str, request: GenerationRequest) -> Callable[[Session], JobRow | None]:
     """Call Vertex AI (no transaction open) and return how to record the outcome."""
     model = request.model or ""
     try:

@@ -98,31 +98,31 @@ def get_job(session: Session, job_id: str, *, owner_id: str | None = None) -> Jo
     return row
 
 
-def _transition(session: Session, job_id: str, from_: tuple[Status, ...], **values: Any) -> bool:
-    result = session.execute(
+def _transition(session: Session, job_id: str, from_: tuple[Status, ...], **values: Any) -> JobRow | None:
+    """The moved row, or None when the job was not in `from_` (finished, or moved by someone else)."""
+    return session.execute(
         update(JobRow)
         .where(JobRow.id == job_id, JobRow.status.in_(from_))
         .values(updated_at=func.now(), **values)
-        .returning(JobRow.id)
-    )
-    return result.scalar_one_or_none() is not None
+        .returning(JobRow)
+    ).scalar_one_or_none()
 
 
 def mark_running(session: Session, job_id: str, *, operation_name: str | None = None,
-                 poll_after: timedelta | None = None) -> bool:
+                 poll_after: timedelta | None = None) -> JobRow | None:
     """queued -> running (and record the video operation to poll)."""
     next_poll = now() + poll_after if poll_after is not None else None
     return _transition(session, job_id, ("queued", "running"), status="running",
                        operation_name=operation_name, next_poll_at=next_poll)
 
 
-def mark_succeeded(session: Session, job_id: str, outputs: list[MediaOutput]) -> bool:
+def mark_succeeded(session: Session, job_id: str, outputs: list[MediaOutput]) -> JobRow | None:
     """running/queued -> succeeded with its outputs; False if it had already finished."""
     return _transition(session, job_id, ACTIVE, status="succeeded",
                        outputs=[o.model_dump() for o in outputs], next_poll_at=None)
 
 
-def mark_failed(session: Session, job_id: str, error: GenmediaError | JobError) -> bool:
+def mark_failed(session: Session, job_id: str, error: GenmediaError | JobError) -> JobRow | None:
     """running/queued -> failed with a reason; False if it had already finished."""
     record = error.to_record() if isinstance(error, GenmediaError) else error.model_dump()
     return _transition(session, job_id, ACTIVE, status="failed", error=record, next_poll_at=None)
