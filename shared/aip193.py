@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 from shared.exceptions import GenmediaError
+from shared.masking import mask_text
 
 _TYPE = "type.googleapis.com/google.rpc."
 DOMAIN = "genmedia"
@@ -19,8 +20,12 @@ def retry_after_seconds(err: GenmediaError) -> int | None:
 
 
 def error_body(err: GenmediaError, request_id: str | None) -> dict[str, Any]:
-    """The `{"error": {...}}` body for `err`: code, status, message, and typed details."""
-    metadata = dict(err.metadata)
+    """The `{"error": {...}}` body for `err`: code, status, message, and typed details.
+
+    Messages and field names can carry what a client sent (a JSON key, an id from the path), so
+    everything textual is masked: an error never reflects a secret back.
+    """
+    metadata = {k: mask_text(v) for k, v in err.metadata.items()}
     details: list[dict[str, Any]] = [
         {"@type": _TYPE + "ErrorInfo", "reason": err.reason, "domain": DOMAIN, "metadata": metadata}
     ]
@@ -29,7 +34,8 @@ def error_body(err: GenmediaError, request_id: str | None) -> dict[str, Any]:
             {
                 "@type": _TYPE + "BadRequest",
                 "fieldViolations": [
-                    {"field": v.field, "description": v.description} for v in err.violations
+                    {"field": mask_text(v.field), "description": mask_text(v.description)}
+                    for v in err.violations
                 ],
             }
         )
@@ -42,7 +48,7 @@ def error_body(err: GenmediaError, request_id: str | None) -> dict[str, Any]:
         "error": {
             "code": err.http_status,
             "status": err.grpc_status,
-            "message": err.message,
+            "message": mask_text(err.message),
             "details": details,
         }
     }

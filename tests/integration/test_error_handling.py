@@ -205,3 +205,13 @@ def test_every_request_logs_one_http_request_line(client: Any) -> None:
     assert lines[0]["logging.googleapis.com/trace"].endswith("/traces/4bf92f3577b34da6a3ce929d0e0e4736")
     assert lines[0]["logging.googleapis.com/spanId"] == "00f067aa0ba902b7"
     assert lines[0]["request_id"] == lines[0]["request_id"].strip()
+
+
+def test_errors_never_reflect_a_secret_the_client_sent(client: Any) -> None:
+    aws = "AKIA" + "IOSFODNN7EXAMPLE"
+    github = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
+    for response in (client.get(f"/v1/items/{aws}"), client.get(f"/v1/{github}/x"),
+                     post(client, {"prompt": "x", github: 1})):
+        body = response.get_data(as_text=True)
+        assert response.status_code in (400, 404)
+        assert aws not in body and github not in body
