@@ -43,7 +43,7 @@ def _ticker(url: str) -> int:
     """One ticker process: claim until nothing is due; returns how many it fired."""
     os.environ["DATABASE_URL"] = url
     os.environ.setdefault("GENERATION_BACKEND", "local")
-    from functions.scheduling.service import claim_due_schedules
+    from functions.scheduling.tick import claim_due_schedules
     from shared.config import get_settings
 
     chunk, fired = get_settings().tick_claim_chunk, 0

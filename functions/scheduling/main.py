@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 # Imported on first use, not at cold start: /healthz must not pay for SQLAlchemy and the SDKs.
 service = lazy_import("functions.scheduling.service")
+ticker = lazy_import("functions.scheduling.tick")
 models = lazy_import("functions.scheduling.models")
 access = lazy_import("shared.access")
 idempotency = lazy_import("shared.idempotency")
@@ -94,7 +95,7 @@ def resume_schedule(request: flask.Request, principal: Principal, schedule_id: s
 @router.route("POST", "/v1/schedules:tick", scope="tick")
 def tick(request: flask.Request, principal: Principal) -> flask.Response:
     """Cloud Scheduler's minute tick: fire due schedules exactly once, publish, advance videos."""
-    result = service.tick(
+    result = ticker.tick(
         job_name=request.headers.get("X-CloudScheduler-JobName"),
         schedule_time=request.headers.get("X-CloudScheduler-ScheduleTime"),
     )

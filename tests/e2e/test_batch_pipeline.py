@@ -184,7 +184,7 @@ def test_killed_batch_function_loses_no_item(
 ) -> None:
     """SIGKILL while an item is mid-generation, restart on the same port, ticks keep running: every item
     still ends succeeded exactly once, whatever Pub/Sub did with the killed delivery."""
-    from functions.scheduling import service
+    from functions.scheduling import tick
     from shared import config, outbox
 
     pipeline = make_pipeline(standins.env(VERTEX_DEADLINE_SECONDS="3", ITEM_LEASE_MARGIN_SECONDS="2"))
@@ -205,7 +205,7 @@ def test_killed_batch_function_loses_no_item(
     outbox.reset_publisher()
 
     def finished() -> bool:
-        service.tick(job_name=None, schedule_time=None)
+        tick.tick(job_name=None, schedule_time=None)
         return bool(pipeline.get_batch(batch["id"])["status"] == "succeeded")
 
     wait_until(finished, timeout=60, interval=1.0, what="the batch to finish")

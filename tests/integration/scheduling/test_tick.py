@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from functions.scheduling import service
+from functions.scheduling import service, tick
 from functions.scheduling.models import ScheduleCreate
 from shared import config
 from shared.database import session_scope
@@ -59,14 +59,14 @@ def test_eight_concurrent_ticks_fire_each_due_schedule_exactly_once(db: Any) -> 
     barrier = threading.Barrier(8)
     errors: list[BaseException] = []
 
-    def tick() -> None:
+    def run_tick() -> None:
         barrier.wait()
         try:
-            service.tick(job_name=None, schedule_time=None)
+            tick.tick(job_name=None, schedule_time=None)
         except BaseException as err:
             errors.append(err)
 
-    threads = [threading.Thread(target=tick) for _ in range(8)]
+    threads = [threading.Thread(target=run_tick) for _ in range(8)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -80,10 +80,10 @@ def test_eight_concurrent_ticks_fire_each_due_schedule_exactly_once(db: Any) -> 
 def test_a_tick_killed_between_claim_and_publish_loses_and_doubles_nothing(db: Any) -> None:
     schedule_id = make_schedule()
     set_due(schedule_id, datetime.now(UTC) - timedelta(seconds=5))
-    claimed, fired = service.claim_due_schedules(100, TOPIC)  # the tick "dies" right after its commit
+    claimed, fired = tick.claim_due_schedules(100, TOPIC)  # the tick "dies" right after its commit
     assert (claimed, fired) == (1, 1)
     assert scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 1
-    result = service.tick(job_name=None, schedule_time=None)
+    result = tick.tick(job_name=None, schedule_time=None)
     assert result.fired == 0
     assert runs_per_schedule()[schedule_id] == 1
     assert scalar("SELECT count(*) FROM outbox") == 1  # still pending (no broker here), never duplicated
@@ -92,9 +92,9 @@ def test_a_tick_killed_between_claim_and_publish_loses_and_doubles_nothing(db: A
 def test_repeated_ticks_with_the_same_schedule_time_are_no_ops(db: Any) -> None:
     schedule_id = make_schedule()
     set_due(schedule_id, datetime.now(UTC) - timedelta(seconds=5))
-    first = service.tick(job_name="projects/p/locations/l/jobs/tick", schedule_time="2026-11-26T10:00:00Z")
+    first = tick.tick(job_name="projects/p/locations/l/jobs/tick", schedule_time="2026-11-26T10:00:00Z")
     set_due(schedule_id, datetime.now(UTC) - timedelta(seconds=5))
-    again = service.tick(job_name="projects/p/locations/l/jobs/tick", schedule_time="2026-11-26T10:00:00Z")
+    again = tick.tick(job_name="projects/p/locations/l/jobs/tick", schedule_time="2026-11-26T10:00:00Z")
     assert (first.fired, first.duplicate_tick) == (1, False)
     assert (again.fired, again.duplicate_tick) == (0, True)
     assert runs_per_schedule()[schedule_id] == 1
@@ -105,8 +105,8 @@ def test_a_one_off_schedule_fires_once_and_completes(db: Any) -> None:
                                           "run_at": (datetime.now(UTC) + timedelta(hours=1)).isoformat()})
     schedule, _ = service.create_schedule(body, owner_id="", idempotency_key=None, digest="")
     set_due(schedule.id, datetime.now(UTC) - timedelta(seconds=1))
-    service.tick(job_name=None, schedule_time=None)
-    service.tick(job_name=None, schedule_time=None)
+    tick.tick(job_name=None, schedule_time=None)
+    tick.tick(job_name=None, schedule_time=None)
     shown = service.read_schedule(schedule.id, owner_id="")
     assert shown.state == "completed" and shown.next_run_at is None
     assert len(shown.runs) == 1 and shown.last_run_at == shown.runs[0].due_at
@@ -116,7 +116,7 @@ def test_after_downtime_a_cron_fires_once_for_the_missed_window(db: Any) -> None
     schedule_id = make_schedule("*/5 * * * *")
     missed_since = datetime.now(UTC) - timedelta(hours=3)
     set_due(schedule_id, missed_since)
-    service.tick(job_name=None, schedule_time=None)
+    tick.tick(job_name=None, schedule_time=None)
     shown = service.read_schedule(schedule_id, owner_id="")
     assert len(shown.runs) == 1
     assert shown.runs[0].due_at == missed_since.replace(microsecond=shown.runs[0].due_at.microsecond)
@@ -127,7 +127,7 @@ def test_paused_schedules_do_not_fire_and_resume_from_now(db: Any) -> None:
     schedule_id = make_schedule()
     service.set_paused(schedule_id, owner_id="", paused=True)
     set_due(schedule_id, datetime.now(UTC) - timedelta(minutes=30))
-    service.tick(job_name=None, schedule_time=None)
+    tick.tick(job_name=None, schedule_time=None)
     assert runs_per_schedule()[schedule_id] == 0
     resumed = service.set_paused(schedule_id, owner_id="", paused=False)
     assert resumed.state == "active" and resumed.next_run_at > datetime.now(UTC)
@@ -154,7 +154,7 @@ def test_ticks_every_minute_across_a_dst_change_fire_each_day_once(
     set_due(schedule_id, next_after(cron, parse_timezone(tz), start))
     minute = start
     while minute < day + timedelta(hours=30):
-        service.claim_due_schedules(100, TOPIC, now=minute)
+        tick.claim_due_schedules(100, TOPIC, now=minute)
         minute += timedelta(minutes=5)
     with session_scope() as session:
         due = session.execute(sa.text("SELECT due_at FROM schedule_runs ORDER BY due_at")).scalars().all()
@@ -181,8 +181,8 @@ def test_the_tick_requeues_items_whose_delivery_was_lost(db: Any, monkeypatch: p
         session.execute(sa.text("UPDATE jobs SET status = 'running', lease_until = now() + interval '1 minute' "
                                 "WHERE item_index = 2"))
     before = scalar("SELECT count(*) FROM outbox")
-    result = service.tick(job_name=None, schedule_time=None)
+    result = tick.tick(job_name=None, schedule_time=None)
     assert result.requeued == 2
     requeued = scalar("SELECT array_agg(payload->>'item_id' ORDER BY id) FROM outbox WHERE id > :n", n=before)
     assert sorted(requeued) == ["bat_lost_0000", "bat_lost_0001"]
-    assert service.tick(job_name=None, schedule_time=None).requeued == 0  # once per interval, not per tick
+    assert tick.tick(job_name=None, schedule_time=None).requeued == 0  # once per interval, not per tick
