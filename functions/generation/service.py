@@ -34,8 +34,10 @@ def create_generation(
         create_job(session, resolved, owner_id=owner_id, job_id=job_id, status="running")
     try:
         return run_generation(job_id, resolved), True
-    except GenmediaError as err:
-        # Transient: the job is recorded as failed, and the key is released so a retry runs again.
+    except Exception as exc:
+        # Transient (or a bug): the job is recorded as failed, never left running, and the key is
+        # released so a retry runs again.
+        err = exc if isinstance(exc, GenmediaError) else GenmediaError(detail=type(exc).__name__)
         with session_scope() as session:
             mark_failed(session, job_id, err)
             release(session, resource_id=job_id)
