@@ -31,9 +31,8 @@ from shared.media.request import GenerationRequest
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-    from shared.tables import JobRow
-
     from shared.media.backends import MediaBackend
+    from shared.tables import JobRow
 
 _log = logging.getLogger("genmedia.generation")
 _breakers_configured = False
