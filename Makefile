@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install run test migrate bench lint fmt api-key clean
+.PHONY: install run test fuzz migrate bench lint api-key clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ test: install
 		--cov-report=term-missing:skip-covered --cov-fail-under=100
 	@$(PY) -m pytest $(PYTEST_ARGS)
 
+## make fuzz: the fuzz tests with more examples (FUZZ_EXAMPLES, default 200)
+fuzz: install
+	@FUZZ_EXAMPLES=$(or $(FUZZ_EXAMPLES),200) $(PY) -m pytest tests/integration/test_fuzz_http.py \
+		tests/integration/test_fuzz_batch.py $(PYTEST_ARGS)
+
 ## make migrate: apply migrations to DATABASE_URL (idempotent, safe to run concurrently)
 migrate: install
 	@$(PY) -m devtools.migrate
@@ -39,8 +44,9 @@ api-key: install
 	@$(PY) -m devtools.api_key "$(NAME)" $(if $(SCOPES),--scopes $(SCOPES)) $(if $(EXPIRES_IN_DAYS),--expires-in-days $(EXPIRES_IN_DAYS))
 
 lint: install
-	@$(VENV)/bin/ruff check shared functions devtools tests bench
+	@$(VENV)/bin/ruff check shared functions devtools tests bench genmedia_cli
 	@$(VENV)/bin/mypy shared
+	@$(VENV)/bin/mypy --strict genmedia_cli
 
 clean:
 	rm -rf $(VENV) .local/test-*

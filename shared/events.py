@@ -97,9 +97,18 @@ def message_from_envelope(envelope: Any, fallback_id: str | None = None) -> PubS
         data=_decode_data(message.get("data")),
         attributes={str(k): str(v) for k, v in attributes.items()},
         publish_time=message.get("publishTime") or message.get("publish_time"),
-        delivery_attempt=int(attempt) if isinstance(attempt, (int, str)) and str(attempt).isdigit() else None,
+        delivery_attempt=_attempt(attempt),
         subscription=envelope.get("subscription") if isinstance(envelope.get("subscription"), str) else None,
     )
+
+
+def _attempt(value: Any) -> int | None:
+    """Pub/Sub's `deliveryAttempt` when it is a plain number; anything else counts as unknown."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.isascii() and value.isdecimal() and len(value) < 10:
+        return int(value)
+    return None
 
 
 def message_from_event(event: Any) -> PubSubMessage:

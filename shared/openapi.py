@@ -13,6 +13,7 @@ import json
 import re
 import sys
 import threading
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -24,7 +25,7 @@ from pydantic.json_schema import models_json_schema
 from shared import openapi_components as components
 from shared.http_api import Route, Router
 
-__all__ = ["CATALOG", "Operation", "build_document", "document", "openapi_path", "response"]
+__all__ = ["CATALOG", "RESPONSE_EXAMPLES", "Operation", "build_document", "document", "openapi_path", "response"]
 
 OPENAPI_VERSION = "3.1.0"
 REF = "#/components/schemas/{model}"
@@ -93,6 +94,17 @@ CATALOG: dict[str, Operation] = {
 }
 
 _SUCCESS = {200: "OK", 201: "Created", 202: "Accepted: the work goes on; poll the resource", 204: "Deleted"}
+_REPLAYED = "Replayed: an earlier request with this Idempotency-Key and body made it"
+_AT = "2026-11-26T09:41:04.123Z"
+# Response examples by model; a unit test validates each against the generated schema.
+RESPONSE_EXAMPLES: dict[str, Any] = {
+    "Job": {"id": "gen_4bf92f3577b34da6a3ce929d0e0e4736", "kind": "image", "model": "imagen-4.0-generate-001",
+            "status": "succeeded", "prompt": "a red fox in fresh snow", "error": None, "batch_id": None,
+            "outputs": [{"uri": "gs://genmedia-out/images/gen_4bf9/0.png", "mime_type": "image/png"}],
+            "created_at": _AT, "updated_at": _AT},
+    "Batch": {"id": "bat_00f067aa0ba902b7a3ce929d0e0e4736", "status": "running", "total": 2, "schedule_id": None,
+              "counts": {"queued": 1, "running": 0, "succeeded": 1, "failed": 0}, "created_at": _AT, "updated_at": _AT},
+}
 _SCHEDULER_HEADERS = ("X-CloudScheduler-JobName", "X-CloudScheduler-ScheduleTime")
 
 
@@ -185,9 +197,13 @@ def _success(status: int, schema: dict[str, Any] | None, op: Operation) -> dict[
         headers["Location"] = {"description": "Where the resource is", "schema": {"type": "string"}}
         headers["Idempotent-Replayed"] = {"description": "`true` when an Idempotency-Key replayed it",
                                           "schema": {"type": "string", "enum": ["true"]}}
-    answer: dict[str, Any] = {"description": _SUCCESS[status], "headers": headers}
+    replayed = op.idempotent and status == 200
+    answer: dict[str, Any] = {"description": _REPLAYED if replayed else _SUCCESS[status], "headers": headers}
     if schema is not None:
         answer["content"] = {"application/json": {"schema": schema}}
+        example = RESPONSE_EXAMPLES.get(schema.get("$ref", "").rsplit("/", 1)[-1])
+        if example is not None:
+            answer["content"]["application/json"]["example"] = example
     return answer
 
 
@@ -247,17 +263,18 @@ def build_document(routes: Sequence[Route], *, title: str, models: Sequence[Any]
     }
 
 
-_cache: dict[int, bytes] = {}
+# Keyed by the router itself, weakly: an id() could be reused by a later router once this one is gone.
+_cache: weakref.WeakKeyDictionary[Router, bytes] = weakref.WeakKeyDictionary()
 _lock = threading.Lock()
 
 
 def _encoded(router: Router, title: str, models: Sequence[Any]) -> bytes:
-    key = id(router)  # one router per function, alive as long as the process
     with _lock:
-        if key not in _cache:
+        encoded = _cache.get(router)
+        if encoded is None:
             built = build_document(router.routes(), title=title, models=models)
-            _cache[key] = json.dumps(built, separators=(",", ":"), ensure_ascii=False).encode()
-        return _cache[key]
+            encoded = _cache[router] = json.dumps(built, separators=(",", ":"), ensure_ascii=False).encode()
+        return encoded
 
 
 def document(router: Router, *, title: str, models: Sequence[Any] = ()) -> dict[str, Any]:

@@ -1,0 +1,154 @@
+"""The `genmedia` command: argument parsing and exit codes; each command lives in its own module."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from genmedia_cli import __version__, api_keys, batches, jobs, schedules
+from genmedia_cli.config import DEFAULT_SCHEDULING_URL, DEFAULT_URL
+from genmedia_cli.errors import OK, CliError
+
+EPILOG = f"""\
+settings: --url / GENMEDIA_URL (generation, default {DEFAULT_URL}), --scheduling-url /
+GENMEDIA_SCHEDULING_URL (default {DEFAULT_SCHEDULING_URL}), GENMEDIA_API_KEY; or url, scheduling_url,
+api_key in ~/.config/genmedia/config.toml.
+
+exit codes: 0 ok, 1 the API refused the request (4xx), 2 usage (flags, config, input file),
+3 unavailable (429, 5xx, network, or --timeout ran out: try again), 4 a job or batch item failed.
+"""
+
+
+def _common() -> argparse.ArgumentParser:
+    """Options accepted before or after the command (SUPPRESS: the one given wins, none means default)."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--url", default=argparse.SUPPRESS, help="the generation function's URL")
+    common.add_argument("--scheduling-url", default=argparse.SUPPRESS, help="the scheduling function's URL")
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print results as JSON")
+    common.add_argument("--retries", type=int, default=argparse.SUPPRESS,
+                        help="retries of 429/503/network failures, where safe (default 3)")
+    return common
+
+
+def _request_options(parser: argparse.ArgumentParser, *, model: bool = True) -> None:
+    if model:
+        parser.add_argument("--model", help="a Vertex AI model id (default: the kind's default model)")
+    parser.add_argument("--negative-prompt")
+    parser.add_argument("-n", "--number-of-outputs", type=int)
+    parser.add_argument("--aspect-ratio", help="e.g. 16:9")
+    parser.add_argument("--resolution", help="e.g. 1080p, 2K")
+    parser.add_argument("--duration-seconds", "--duration", type=int, help="videos")
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--person-generation", choices=["dont_allow", "allow_adult", "allow_all"])
+    parser.add_argument("--audio", dest="generate_audio", action=argparse.BooleanOptionalAction, default=None,
+                        help="videos: generate an audio track (models that can)")
+    parser.add_argument("--idempotency-key", help="resend safely: the same key and body return the same resource")
+
+
+def _wait_options(parser: argparse.ArgumentParser, timeout: float) -> None:
+    parser.add_argument("--timeout", type=float, default=timeout, help=f"seconds to wait (default {timeout:.0f})")
+    parser.add_argument("--interval", type=float, default=2.0, help="seconds between polls (default 2)")
+
+
+def _file_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--format", choices=["jsonl", "csv"], help="default: by extension (.csv, else JSONL)")
+    parser.add_argument("--kind", choices=["image", "video"], default="image", help="for items without one")
+    parser.add_argument("--model", help="for items without one")
+
+
+def _add_generation_commands(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    p = sub.add_parser("generate", parents=[common], help="one image or video")
+    p.add_argument("kind", choices=["image", "video"])
+    p.add_argument("prompt")
+    _request_options(p)
+    p.add_argument("--wait", action="store_true", help="poll until it ends, then print the output URIs")
+    _wait_options(p, 600)
+    p.set_defaults(run=jobs.generate)
+
+    job = sub.add_parser("job", help="one generation").add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = job.add_parser("status", parents=[common], help="a job's status; --wait follows it")
+    p.add_argument("job_id")
+    p.add_argument("--wait", action="store_true")
+    _wait_options(p, 600)
+    p.set_defaults(run=jobs.status)
+
+    batch = sub.add_parser("batch", help="many generations").add_subparsers(dest="action", required=True,
+                                                                          metavar="ACTION")
+    p = batch.add_parser("submit", parents=[common], help="submit a JSONL or CSV file, follow its items")
+    p.add_argument("file", help="JSONL (a request object a line) or CSV (header with a prompt column); - is stdin")
+    _file_options(p)
+    p.add_argument("--no-wait", action="store_true", help="print the batch id and return")
+    p.add_argument("--idempotency-key")
+    _wait_options(p, 3600)
+    p.set_defaults(run=batches.submit)
+    p = batch.add_parser("status", parents=[common], help="a batch's item counts; --wait follows it")
+    p.add_argument("batch_id")
+    p.add_argument("--wait", action="store_true")
+    _wait_options(p, 3600)
+    p.set_defaults(run=batches.status)
+
+
+def _add_schedule_commands(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    schedule = sub.add_parser("schedule", help="cron and one-off schedules").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    p = schedule.add_parser("create", parents=[common], help="generate on a cron, or once at a time")
+    when = p.add_mutually_exclusive_group(required=True)
+    when.add_argument("--cron", help="5 fields, e.g. '0 9 * * 1-5'")
+    when.add_argument("--at", help="RFC 3339 with offset, e.g. 2030-01-01T09:00:00Z")
+    p.add_argument("--timezone", help="IANA zone for --cron (default UTC)")
+    p.add_argument("prompt", nargs="?", help="what to generate (or --file for a batch)")
+    p.add_argument("--file", help="JSONL or CSV of requests: each run creates a batch of them")
+    _file_options(p)  # --kind and --model apply to the prompt too
+    _request_options(p, model=False)
+    p.set_defaults(run=schedules.create)
+    p = schedule.add_parser("list", parents=[common], help="your schedules, newest first")
+    p.add_argument("--limit", type=int)
+    p.set_defaults(run=schedules.list_all)
+    for name, helptext in (("show", "one schedule and its recent runs"), ("delete", "delete a schedule"),
+                           ("pause", "stop firing until resumed"), ("resume", "fire again from now on")):
+        p = schedule.add_parser(name, parents=[common], help=helptext)
+        p.add_argument("schedule_id")
+        p.set_defaults(run={"show": schedules.show, "delete": schedules.delete}.get(name, schedules.set_paused),
+                       pause=name == "pause")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line."""
+    common = _common()
+    parser = argparse.ArgumentParser(prog="genmedia", parents=[common], epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     description="A command-line client of the genmedia API.")
+    parser.add_argument("--version", action="version", version=f"genmedia {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_generation_commands(sub, common)
+    _add_schedule_commands(sub, common)
+    keys = sub.add_parser("api-key", help="operator: mint API keys (needs database access)").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    p = keys.add_parser("create", help="mint a key in the database; printed once, on the last line")
+    p.add_argument("name", help="who or what the key is for")
+    p.add_argument("--scopes", default="generate,batch,schedule", help="generate, batch, schedule, admin")
+    p.add_argument("--expires-in-days", type=float)
+    p.set_defaults(run=api_keys.create_api_key)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; the exit code says how it went (see EPILOG)."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except CliError as err:
+        lines = err.lines()
+        sys.stderr.write("\n".join([f"genmedia: {lines[0]}", *lines[1:]]) + "\n")
+        return err.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("genmedia: interrupted\n")
+        return 130
+    except BrokenPipeError:  # `genmedia schedule list | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return OK
