@@ -1,22 +1,27 @@
-"""Every setting of every function, read once from the environment and validated at start-up."""
+"""Every setting of every function, read once from the environment and validated at start-up.
+
+A pydantic model fed from `os.environ` rather than pydantic-settings: the same validation and error
+messages, without pydantic-settings' import (56-77 ms measured here, most of what a cold start spent
+above a bare functions-framework function).
+"""
 
 from __future__ import annotations
 
 import math
+import os
 import sys
 from functools import lru_cache
 from typing import Literal, NoReturn
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 _MiB = 1024 * 1024
 
 
-class Settings(BaseSettings):
-    """The environment, typed. Field names are the env vars, upper-cased."""
+class Settings(BaseModel):
+    """The environment, typed. Field names are the env vars, upper-cased; keyword arguments win."""
 
-    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
     database_url: SecretStr | None = None
     instance_connection_name: str | None = None
@@ -83,13 +88,15 @@ class Settings(BaseSettings):
 
     @model_validator(mode="before")
     @classmethod
-    def _normalise(cls, data: object) -> object:
-        if isinstance(data, dict):
-            level = data.get("log_level")
-            if isinstance(level, str):
-                data["log_level"] = level.upper()
-            data = {k: v for k, v in data.items() if v != ""}
-        return data
+    def _from_environment(cls, data: object) -> object:
+        """Env vars under the explicit arguments; an empty variable counts as unset."""
+        given = dict(data) if isinstance(data, dict) else {}
+        environ = {name: os.environ[name.upper()] for name in cls.model_fields if name.upper() in os.environ}
+        merged = {**environ, **given}
+        level = merged.get("log_level")
+        if isinstance(level, str):
+            merged["log_level"] = level.upper()
+        return {k: v for k, v in merged.items() if v != ""}
 
     @model_validator(mode="after")
     def _check_database(self) -> Settings:
