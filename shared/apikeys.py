@@ -181,7 +181,7 @@ def presents_api_key(header: str | None) -> bool:
 def parse_authorization(header: str | None) -> tuple[str, str]:
     """Split `Bearer gm_<id>_<secret>` into (key id, secret); messages never echo the header."""
     if header is None or (isinstance(header, str) and not header.strip()):
-        raise UnauthorizedError("an API key is required: send 'Authorization: Bearer <api key>'")
+        raise UnauthorizedError("an API key is required: send it as a Bearer token in the Authorization header")
     if not isinstance(header, str) or len(header) > _MAX_HEADER:
         raise InvalidApiKeyError("the Authorization header must be 'Bearer <api key>'")
     bearer = _BEARER_RE.fullmatch(header.strip())

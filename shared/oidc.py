@@ -120,7 +120,7 @@ def clear_certs_cache() -> None:
 
 def _bearer_token(header: str | None) -> str:
     if header is None or (isinstance(header, str) and not header.strip()):
-        raise UnauthorizedError("an ID token is required: send 'Authorization: Bearer <token>'")
+        raise UnauthorizedError("an ID token is required: send it as a Bearer token in the Authorization header")
     bearer = _BEARER_RE.fullmatch(header.strip()) if isinstance(header, str) else None
     if bearer is None or len(bearer.group(1)) > _MAX_TOKEN or not _JWT_RE.fullmatch(bearer.group(1)):
         raise InvalidIdTokenError("the Authorization header must be 'Bearer <ID token>'")

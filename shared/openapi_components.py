@@ -111,7 +111,7 @@ class Error(BaseModel):
 
 _EXAMPLES: dict[int, GenmediaError] = {
     400: ValidationError.for_field("prompt", "must not be empty"),
-    401: UnauthorizedError("an API key is required: send 'Authorization: Bearer <api key>'"),
+    401: UnauthorizedError("an API key is required: send it as a Bearer token in the Authorization header"),
     403: ForbiddenError("the API key lacks the 'batch' scope this route needs"),
     404: NotFoundError("generation gen_0123456789abcdef0123456789abcdef not found"),
     405: MethodNotAllowedError("method PUT is not allowed here"),

@@ -156,3 +156,8 @@ def test_tick_takes_cloud_schedulers_oidc_token(world: dict[str, Any], monkeypat
         assert post(attacker.token()).status_code == 401
     finally:
         certs.close()
+
+
+def test_auth_errors_read_cleanly_after_masking(world: dict[str, Any]) -> None:
+    response = call("generation", "GET", "/v1/generations/{job}", None, world["ids"], None)
+    assert "[REDACTED]" not in response.get_json()["error"]["message"]

@@ -20,7 +20,7 @@ from shared.exceptions import ForbiddenError, UnauthorizedError
 PEPPER = "unit-test-pepper-0123456789abcdef"
 # Every message verification can produce: none of them can carry any part of the header.
 MESSAGES = {
-    "an API key is required: send 'Authorization: Bearer <api key>'",
+    "an API key is required: send it as a Bearer token in the Authorization header",
     "the Authorization header must be 'Bearer <api key>'",
     "the API key is not valid",
     "the API key was revoked",
