@@ -32,12 +32,16 @@ def body_hash(body: Any) -> str:
     return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def claim(session: Session, *, owner_id: str, scope: str, key: str, digest: str, resource_id: str) -> str:
-    """Record the key for `resource_id`, or return the resource an earlier request made.
+def replayed(session: Session, *, owner_id: str, scope: str, key: str | None, digest: str,
+             resource_id: str) -> str | None:
+    """The resource an earlier request with this key made, or None (no key, or the key is now ours).
 
-    Concurrent claims of one key serialise on its primary key: the second waits for the first
-    transaction, then sees its row. Raises IdempotencyKeyReusedError for another body.
+    Records the key for `resource_id` in the caller's transaction. Concurrent requests with one key
+    serialise on its primary key: the second waits for the first transaction, then sees its row.
+    Raises IdempotencyKeyReusedError when the key came with another body.
     """
+    if key is None:
+        return None
     inserted = session.execute(
         insert(IdempotencyKeyRow)
         .values(owner_id=owner_id, scope=scope, key=key, request_hash=digest, resource_id=resource_id)
@@ -45,7 +49,7 @@ def claim(session: Session, *, owner_id: str, scope: str, key: str, digest: str,
         .returning(IdempotencyKeyRow.resource_id)
     ).scalar_one_or_none()
     if inserted is not None:
-        return inserted
+        return None
     row = session.execute(
         select(IdempotencyKeyRow).where(
             IdempotencyKeyRow.owner_id == owner_id, IdempotencyKeyRow.scope == scope, IdempotencyKeyRow.key == key

@@ -9,7 +9,7 @@ from shared.config import get_settings
 from shared.database import session_scope
 from shared.exceptions import GenmediaError, ServiceUnavailableError
 from shared.generation import advance_video, run_generation
-from shared.idempotency import claim, release
+from shared.idempotency import release, replayed
 from shared.jobs import Job, create_job, get_job, mark_failed, new_id
 from shared.media.capabilities import resolve, resolve_all
 from shared.media.request import GenerationRequest
@@ -26,11 +26,10 @@ def create_generation(
     resolved = resolve(request)
     job_id = new_id("gen")
     with session_scope() as session:
-        if idempotency_key is not None:
-            existing = claim(session, owner_id=owner_id, scope=SCOPE_GENERATIONS, key=idempotency_key,
-                             digest=digest, resource_id=job_id)
-            if existing != job_id:
-                return Job.from_row(get_job(session, existing, owner_id=owner_id)), False
+        earlier = replayed(session, owner_id=owner_id, scope=SCOPE_GENERATIONS, key=idempotency_key,
+                           digest=digest, resource_id=job_id)
+        if earlier is not None:
+            return Job.from_row(get_job(session, earlier, owner_id=owner_id)), False
         create_job(session, resolved, owner_id=owner_id, job_id=job_id, status="running")
     try:
         return run_generation(job_id, resolved), True
@@ -88,11 +87,10 @@ def create_batch(
     resolved = resolve_items(items)
     batch_id = new_id("bat")
     with session_scope() as session:
-        if idempotency_key is not None:
-            existing = claim(session, owner_id=owner_id, scope=SCOPE_BATCHES, key=idempotency_key,
-                             digest=digest, resource_id=batch_id)
-            if existing != batch_id:
-                return get_batch(session, existing, owner_id=owner_id), False
+        earlier = replayed(session, owner_id=owner_id, scope=SCOPE_BATCHES, key=idempotency_key,
+                           digest=digest, resource_id=batch_id)
+        if earlier is not None:
+            return get_batch(session, earlier, owner_id=owner_id), False
         create_batches(session, [NewBatch(batch_id, owner_id, resolved)], topic=topic)
     publish_outbox()
     with session_scope() as session:

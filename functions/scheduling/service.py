@@ -17,7 +17,7 @@ from functions.scheduling.models import Schedule, ScheduleCreate, ScheduleRun
 from shared.config import get_settings
 from shared.database import session_scope
 from shared.exceptions import NotFoundError, ServiceUnavailableError, ValidationError
-from shared.idempotency import claim
+from shared.idempotency import replayed
 from shared.jobs import new_id
 from shared.media.capabilities import resolve_all
 from shared.media.request import GenerationRequest
@@ -81,11 +81,10 @@ def create_schedule(
     next_run = first_run(body, datetime.now(UTC))
     schedule_id = new_id("sch")
     with session_scope() as session:
-        if idempotency_key is not None:
-            existing = claim(session, owner_id=owner_id, scope=SCOPE, key=idempotency_key, digest=digest,
-                             resource_id=schedule_id)
-            if existing != schedule_id:
-                return _view(session, _get(session, existing, owner_id)), False
+        earlier = replayed(session, owner_id=owner_id, scope=SCOPE, key=idempotency_key, digest=digest,
+                           resource_id=schedule_id)
+        if earlier is not None:
+            return _view(session, _get(session, earlier, owner_id)), False
         row = ScheduleRow(
             id=schedule_id, owner_id=owner_id, requests=[r.model_dump(exclude_none=True) for r in requests],
             is_batch=body.requests is not None, cron=body.cron,
