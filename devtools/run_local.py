@@ -87,7 +87,10 @@ def _serve(env: dict[str, str], emulator: Emulator | None) -> int:
     children: list[subprocess.Popen[bytes]] = []
     for name, port_var, default_port, signature in FUNCTIONS:
         port = int(env.get(port_var, default_port))
-        children.append(subprocess.Popen(function_command(name, port, signature), cwd=ROOT, env=env))
+        # Each server in its own process group: Ctrl-C reaches only us, and we stop each whole group
+        # (gunicorn master and workers) once. A second signal mid-shutdown can wedge a gunicorn worker.
+        children.append(subprocess.Popen(function_command(name, port, signature), cwd=ROOT, env=env,
+                                         start_new_session=True))
         print(f"{name}: http://127.0.0.1:{port}", flush=True)  # noqa: T201
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
     try:
@@ -100,13 +103,27 @@ def _serve(env: dict[str, str], emulator: Emulator | None) -> int:
     except KeyboardInterrupt:
         return 0
     finally:
-        for child in children:
-            child.terminate()
-        for child in children:
-            try:
-                child.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                child.kill()
+        _stop(children)
+
+
+def _stop(children: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM each server's group, wait, then SIGKILL whatever is left of it."""
+    for child in children:
+        _signal_group(child, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    for child in children:
+        try:
+            child.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
+        _signal_group(child, signal.SIGKILL)  # the group may outlive its leader (orphaned workers)
+
+
+def _signal_group(child: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    try:
+        os.killpg(child.pid, sig)
+    except ProcessLookupError:
+        pass
 
 
 if __name__ == "__main__":
