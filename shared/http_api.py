@@ -301,11 +301,18 @@ def http_app(router: Router) -> Callable[[flask.Request], flask.Response]:
     return handle
 
 
+ErrorRegistrar = Callable[[type[BaseException]], Callable[[Callable[..., flask.Response]], Any]]
+
+
 def install_error_handlers(
+    register: ErrorRegistrar,
     on_error: Callable[[BaseException], flask.Response | None] | None = None,
 ) -> None:
-    """Render functions-framework's own errors (its 404s, 400s, crashes) in our format too."""
-    import functions_framework
+    """Render the framework's own errors (its 404s, 400s, crashes) in our format too.
+
+    `register` is functions-framework's `errorhandler`, passed in by each entry point, so the shared
+    layer never imports the runtime it is served by.
+    """
 
     def render(exc: BaseException) -> flask.Response:
         if on_error is not None:
@@ -317,5 +324,5 @@ def install_error_handlers(
         response.headers["X-Request-Id"] = request_id
         return response
 
-    functions_framework.errorhandler(HTTPException)(render)
-    functions_framework.errorhandler(Exception)(render)
+    register(HTTPException)(render)
+    register(Exception)(render)

@@ -32,7 +32,7 @@ def _ack_undeliverable(exc: BaseException) -> flask.Response | None:
     return flask.Response("", status=204)
 
 
-install_error_handlers(on_error=_ack_undeliverable)
+install_error_handlers(functions_framework.errorhandler, on_error=_ack_undeliverable)
 
 
 _handle = pubsub_handler(service.process_item)

@@ -29,7 +29,7 @@ request_models = lazy_import("shared.media.request")
 openapi = lazy_import("shared.openapi")
 
 configure_logging(load_settings_or_exit())
-install_error_handlers()
+install_error_handlers(functions_framework.errorhandler)
 
 router = Router()
 register_health_routes(router)

@@ -30,7 +30,7 @@ idempotency = lazy_import("shared.idempotency")
 openapi = lazy_import("shared.openapi")
 
 configure_logging(load_settings_or_exit())
-install_error_handlers()
+install_error_handlers(functions_framework.errorhandler)
 
 router = Router()
 register_health_routes(router)

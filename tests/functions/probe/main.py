@@ -17,7 +17,7 @@ from shared.logging import configure_logging, get_logger
 from shared.validation import parse_model
 
 configure_logging(load_settings_or_exit())
-install_error_handlers()
+install_error_handlers(functions_framework.errorhandler)
 router = Router()
 register_health_routes(router)
 _log = get_logger("probe")
