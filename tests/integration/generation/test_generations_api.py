@@ -129,7 +129,9 @@ def test_a_slow_upstream_past_the_deadline_is_503(vertex_client: Any, vertex_sta
     started = time.monotonic()
     response = generate(vertex_client, {"kind": "image", "prompt": "x", "model": "imagen-4.0-generate-001"})
     assert response.status_code == 503 and reason(response) == "UPSTREAM_TIMEOUT"
-    assert time.monotonic() - started < 6
+    # Given up at the deadline, not after waiting out every slow attempt.
+    assert time.monotonic() - started < 30
+    assert len(vertex_standin.calls("predict")) == 1
 
 
 @pytest.mark.parametrize(

@@ -127,7 +127,8 @@ def test_quota_that_never_recovers_is_quota_exceeded_inside_the_deadline(
     started = time.monotonic()
     with pytest.raises(QuotaExceededError) as caught:
         backend.generate_image(imagen(), job_id="job-img-7")
-    assert time.monotonic() - started < TEST_DEADLINE_SECONDS + 0.3
+    # Without the deadline, 100 refusals with backoff would take minutes; the margin absorbs a slow machine.
+    assert time.monotonic() - started < TEST_DEADLINE_SECONDS + 5
     assert caught.value.http_status == 429 and caught.value.retry_after == 0.05
     assert len(vertex_standin.calls("predict")) >= 3
 
@@ -195,7 +196,10 @@ def test_a_slow_upstream_times_out_at_the_deadline(
     with pytest.raises(UpstreamTimeoutError) as caught:
         backend.generate_image(imagen(), job_id="job-img-13")
     elapsed = time.monotonic() - started
-    assert TEST_DEADLINE_SECONDS - 0.2 <= elapsed <= TEST_DEADLINE_SECONDS + 0.5
+    # It waited out the deadline, then gave up instead of starting another slow call. Counting calls
+    # rather than bounding the time from above keeps a loaded machine from failing the test.
+    assert elapsed >= TEST_DEADLINE_SECONDS - 0.2
+    assert len(vertex_standin.calls("predict")) == 1
     assert (caught.value.http_status, caught.value.reason) == (503, "UPSTREAM_TIMEOUT")
 
 

@@ -160,7 +160,7 @@ def test_a_start_that_times_out_is_not_sent_twice(
     started = time.monotonic()
     with pytest.raises(UpstreamTimeoutError):
         backend.start_video(video(), job_id="job-vid-10")
-    assert time.monotonic() - started <= TEST_DEADLINE_SECONDS + 0.5
+    assert time.monotonic() - started >= TEST_DEADLINE_SECONDS - 0.2
     assert len(vertex_standin.calls("predictLongRunning")) == 1, "a second call could start a second video"
 
 
