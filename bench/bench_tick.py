@@ -43,14 +43,16 @@ def _ticker(url: str) -> int:
     """One ticker process: claim until nothing is due; returns how many it fired."""
     os.environ["DATABASE_URL"] = url
     os.environ.setdefault("GENERATION_BACKEND", "local")
+    # Every run is drawn from its owner's budget (one upsert per owner per chunk); room for all of them.
+    os.environ.setdefault("RATE_LIMIT_GENERATE", str(10 * SCHEDULES))
     from functions.scheduling.tick import claim_due_schedules
     from shared.config import get_settings
 
     chunk, fired = get_settings().tick_claim_chunk, 0
     while True:
-        claimed, fired_now = claim_due_schedules(chunk, TOPIC)
-        fired += fired_now
-        if claimed < chunk:
+        claim = claim_due_schedules(chunk, TOPIC)
+        fired += claim.fired
+        if not claim.more:
             return fired
 
 

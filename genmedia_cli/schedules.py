@@ -64,7 +64,8 @@ def show_one(ctx: Context, schedule: dict[str, Any]) -> int:
     say(f"{schedule['id']} {schedule['state']}: {_when(schedule)}, next run {schedule.get('next_run_at') or '-'}, "
         f"last run {schedule.get('last_run_at') or '-'}, {len(schedule.get('runs') or [])} recent runs")
     for run in schedule.get("runs") or []:
-        say(f"  due {run['due_at']} -> {run['batch_id']}")
+        outcome = run.get("batch_id") or f"not run: {(run.get('error') or {}).get('reason', 'unknown')}"
+        say(f"  due {run['due_at']} -> {outcome}")
     return OK
 
 

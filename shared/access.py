@@ -52,10 +52,21 @@ def authenticate_tick(request: flask.Request) -> Principal:
     return SCHEDULER
 
 
+def require_scope(principal: Principal, scope: str) -> None:
+    """403 unless the key also holds `scope` (a schedule needs the scope of what it will run)."""
+    if not principal.has_scope(scope):
+        raise apikeys.InsufficientScopeError(f"the API key lacks the '{scope}' scope this request needs",
+                                             metadata={"required_scope": scope})
+
+
+def family_limit(family: str) -> int:
+    """The per-window limit of a route family (`generate`, `batch`, ...); 0 means no limit."""
+    return int(getattr(get_settings(), FAMILY_LIMITS[family]))
+
+
 def limit(principal: Principal, family: str, cost: int = 1) -> None:
     """Spend `cost` from the principal's budget for `family` in this window, or raise 429."""
-    settings = get_settings()
-    allowed = int(getattr(settings, FAMILY_LIMITS[family]))
+    allowed = family_limit(family)
     if allowed == 0:
         return
-    ratelimit.enforce_rate_limit(principal.key_id, family, cost, allowed, settings.rate_limit_window_seconds)
+    ratelimit.enforce_rate_limit(principal.key_id, family, cost, allowed, get_settings().rate_limit_window_seconds)

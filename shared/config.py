@@ -62,6 +62,13 @@ class Settings(BaseModel):
     # Crons firing more often than this are refused (Cloud Scheduler ticks once a minute anyway).
     schedule_min_interval_seconds: int = Field(default=60, ge=60, le=86_400)
     tick_claim_chunk: int = Field(default=200, ge=1, le=5000)
+    # Items (not schedules) one tick transaction fires: a chunk of 1,000-item schedules stays small.
+    tick_claim_items: int = Field(default=2000, ge=1, le=100_000)
+    # Per owner: stored schedules and the bytes of their requests; creating one more is refused.
+    schedule_max_per_owner: int = Field(default=100, ge=1, le=100_000)
+    schedule_max_bytes_per_owner: int = Field(default=16 * _MiB, ge=1024, le=1024 * _MiB)
+    # A page of GET /v1/schedules stops before it passes this many bytes (at least one schedule).
+    schedule_list_max_bytes: int = Field(default=256 * 1024, ge=1024, le=16 * _MiB)
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_file: str | None = None

@@ -88,6 +88,8 @@ class ScheduleRow(Base):
     id: Mapped[str] = mapped_column(Text, primary_key=True)
     owner_id: Mapped[str] = mapped_column(Text, default="")
     requests: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
+    item_count: Mapped[int] = mapped_column(Integer, default=1)
+    stored_bytes: Mapped[int] = mapped_column(Integer, default=0)
     is_batch: Mapped[bool] = mapped_column(Boolean)
     cron: Mapped[str | None] = mapped_column(Text)
     timezone: Mapped[str | None] = mapped_column(Text)
@@ -107,7 +109,8 @@ class ScheduleRunRow(Base):
     schedule_id: Mapped[str] = mapped_column(Text, ForeignKey("schedules.id", ondelete="CASCADE"),
                                              primary_key=True)
     due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
-    batch_id: Mapped[str] = mapped_column(Text)
+    batch_id: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[dict[str, str] | None] = mapped_column(JSONB)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_NOW)
 
 

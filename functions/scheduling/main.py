@@ -45,6 +45,9 @@ def create_schedule(request: flask.Request, principal: Principal) -> flask.Respo
     """Create a cron or one-off schedule: 201 (200 when an Idempotency-Key replays it)."""
     body = read_json(request)
     schedule_request = parse_model(models.ScheduleCreate, body)
+    # What the schedule runs is paid for like a request of its own: the same scope, and each run
+    # draws its items from the owner's budget when it fires.
+    access.require_scope(principal, "batch" if schedule_request.requests is not None else "generate")
     access.limit(principal, "schedule")
     schedule, created = service.create_schedule(
         schedule_request, owner_id=principal.key_id, digest=idempotency.body_hash(body),

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_serializer, model_validator
 
-from shared.jobs import rfc3339
+from shared.jobs import JobError, rfc3339
 from shared.media.request import GenerationRequest
 
 
@@ -34,10 +34,11 @@ class ScheduleCreate(BaseModel):
 
 
 class ScheduleRun(BaseModel):
-    """One firing: when it was due, and the batch it created."""
+    """One firing: when it was due, and the batch it created or why it created none."""
 
     due_at: datetime
-    batch_id: str
+    batch_id: str | None
+    error: JobError | None = None
     created_at: datetime
 
     @field_serializer("due_at", "created_at")
@@ -45,13 +46,12 @@ class ScheduleRun(BaseModel):
         return rfc3339(value)
 
 
-class Schedule(BaseModel):
-    """A schedule as the API shows it."""
+class ScheduleSummary(BaseModel):
+    """A schedule as lists show it: everything but its requests, which only its own GET shows."""
 
     id: str
     state: Literal["active", "paused", "completed"]
-    request: GenerationRequest | None = None
-    requests: list[GenerationRequest] | None = None
+    item_count: int
     cron: str | None = None
     timezone: str | None = None
     run_at: datetime | None = None
@@ -66,10 +66,18 @@ class Schedule(BaseModel):
         return rfc3339(value) if value is not None else None
 
 
+class Schedule(ScheduleSummary):
+    """A schedule as the API shows it."""
+
+    request: GenerationRequest | None = None
+    requests: list[GenerationRequest] | None = None
+
+
 class TickResult(BaseModel):
     """What one tick did."""
 
     fired: int
+    refused: int = 0
     published: int
     videos_polled: int
     requeued: int

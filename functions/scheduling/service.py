@@ -7,27 +7,29 @@ import binascii
 import json
 import logging
 from datetime import UTC, datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import func, select, tuple_
-from sqlalchemy.orm import Session
+from sqlalchemy import func, select, text, tuple_
+from sqlalchemy.orm import Session, defer
 
 from functions.scheduling import cron
-from functions.scheduling.models import Schedule, ScheduleCreate, ScheduleRun
+from functions.scheduling.models import Schedule, ScheduleCreate, ScheduleRun, ScheduleSummary
 from shared.config import get_settings
 from shared.database import session_scope
-from shared.exceptions import NotFoundError, ServiceUnavailableError, ValidationError
+from shared.exceptions import GenmediaError, NotFoundError, ServiceUnavailableError, ValidationError
 from shared.idempotency import replayed
-from shared.jobs import new_id
+from shared.jobs import JobError, new_id
 from shared.media.capabilities import resolve_all
 from shared.media.request import GenerationRequest
 from shared.tables import ScheduleRow, ScheduleRunRow
 
-__all__ = ["Schedule", "ScheduleListQuery", "SchedulePage", "create_schedule", "delete_schedule",
-           "list_schedules", "read_schedule", "set_paused"]
+__all__ = ["Schedule", "ScheduleLimitError", "ScheduleListQuery", "SchedulePage", "ScheduleSummary",
+           "create_schedule", "delete_schedule", "list_schedules", "read_schedule", "set_paused"]
 
 SCOPE = "schedules"
 RUNS_SHOWN = 20
+_OWNER_LOCK = 1_212  # pg_advisory_xact_lock(namespace, hashtext(owner)): one creation per owner at a time
 _log = logging.getLogger("genmedia.scheduling")
 
 
@@ -36,6 +38,15 @@ class SchedulingNotConfiguredError(ServiceUnavailableError):
 
     reason = "SCHEDULING_NOT_CONFIGURED"
     default_message = "scheduling is not available on this deployment"
+
+
+class ScheduleLimitError(GenmediaError):
+    """The owner already stores as many schedules (or bytes of them) as allowed; delete some first."""
+
+    http_status = 400
+    grpc_status = "FAILED_PRECONDITION"
+    reason = "SCHEDULE_LIMIT_REACHED"
+    default_message = "the schedule limit of this API key is reached; delete schedules first"
 
 
 def _invalid(field: str, description: str) -> ValidationError:
@@ -80,13 +91,16 @@ def create_schedule(
     requests = _resolve_requests(body)
     next_run = first_run(body, datetime.now(UTC))
     schedule_id = new_id("sch")
+    stored = [r.model_dump(exclude_none=True) for r in requests]
+    size = len(json.dumps(stored, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass"))
     with session_scope() as session:
         earlier = replayed(session, owner_id=owner_id, scope=SCOPE, key=idempotency_key, digest=digest,
                            resource_id=schedule_id)
         if earlier is not None:
             return _view(session, _get(session, earlier, owner_id)), False
+        _check_owner_cap(session, owner_id, size)
         row = ScheduleRow(
-            id=schedule_id, owner_id=owner_id, requests=[r.model_dump(exclude_none=True) for r in requests],
+            id=schedule_id, owner_id=owner_id, requests=stored, item_count=len(stored), stored_bytes=size,
             is_batch=body.requests is not None, cron=body.cron,
             timezone=(body.timezone or "UTC") if body.cron else None,
             run_at=body.run_at, paused=False, next_run_at=next_run,
@@ -94,6 +108,29 @@ def create_schedule(
         session.add(row)
         session.flush()
         return _view(session, row), True
+
+
+def _check_owner_cap(session: Session, owner_id: str, size: int) -> None:
+    """ScheduleLimitError when one more schedule of `size` bytes passes the owner's caps.
+
+    Creations of one owner are serialised (a transaction-scoped advisory lock), so concurrent
+    requests cannot all pass the check.
+    """
+    settings = get_settings()
+    session.execute(text("SELECT pg_advisory_xact_lock(:ns, hashtext(:owner))"),
+                    {"ns": _OWNER_LOCK, "owner": owner_id})
+    count, stored = session.execute(
+        select(func.count(), func.coalesce(func.sum(ScheduleRow.stored_bytes), 0))
+        .where(ScheduleRow.owner_id == owner_id)
+    ).one()
+    if count >= settings.schedule_max_per_owner:
+        raise ScheduleLimitError(f"this API key already has {count} schedules, the most allowed;"
+                                 " delete some first", metadata={"limit": str(settings.schedule_max_per_owner)})
+    if stored + size > settings.schedule_max_bytes_per_owner:
+        raise ScheduleLimitError(
+            f"this schedule ({size} bytes) would take this API key's schedules past"
+            f" {settings.schedule_max_bytes_per_owner} bytes; delete some first",
+            metadata={"limit_bytes": str(settings.schedule_max_bytes_per_owner)})
 
 
 def _get(session: Session, schedule_id: str, owner_id: str, *, lock: bool = False) -> ScheduleRow:
@@ -109,19 +146,27 @@ def _view(session: Session, row: ScheduleRow) -> Schedule:
         select(ScheduleRunRow).where(ScheduleRunRow.schedule_id == row.id)
         .order_by(ScheduleRunRow.due_at.desc()).limit(RUNS_SHOWN)
     ).scalars().all()
-    return _to_schedule(row, [ScheduleRun(due_at=r.due_at, batch_id=r.batch_id, created_at=r.created_at)
-                              for r in runs])
+    return _to_schedule(row, [_run(r) for r in runs])
+
+
+def _run(found: Any) -> ScheduleRun:
+    error = JobError(**found.error) if found.error else None
+    return ScheduleRun(due_at=found.due_at, batch_id=found.batch_id, error=error, created_at=found.created_at)
+
+
+def _summary(row: ScheduleRow, runs: list[ScheduleRun]) -> ScheduleSummary:
+    state = "paused" if row.paused else "active" if row.next_run_at is not None else "completed"
+    return ScheduleSummary(
+        id=row.id, state=state, item_count=row.item_count, cron=row.cron, timezone=row.timezone,
+        run_at=row.run_at, next_run_at=row.next_run_at, last_run_at=row.last_run_at,
+        runs=runs, created_at=row.created_at, updated_at=row.updated_at,
+    )
 
 
 def _to_schedule(row: ScheduleRow, runs: list[ScheduleRun]) -> Schedule:
     requests = [GenerationRequest.model_validate(r) for r in row.requests]
-    state = "paused" if row.paused else "active" if row.next_run_at is not None else "completed"
-    return Schedule(
-        id=row.id, state=state, request=None if row.is_batch else requests[0],
-        requests=requests if row.is_batch else None, cron=row.cron, timezone=row.timezone, run_at=row.run_at,
-        next_run_at=row.next_run_at, last_run_at=row.last_run_at,
-        runs=runs, created_at=row.created_at, updated_at=row.updated_at,
-    )
+    return Schedule(**dict(_summary(row, runs)), request=None if row.is_batch else requests[0],
+                    requests=requests if row.is_batch else None)
 
 
 def read_schedule(schedule_id: str, *, owner_id: str) -> Schedule:
@@ -140,9 +185,13 @@ class ScheduleListQuery(BaseModel):
 
 
 class SchedulePage(BaseModel):
-    """One page of the caller's schedules, newest first; `next_page_token` is null on the last page."""
+    """One page of the caller's schedules, newest first; `next_page_token` is null on the last page.
 
-    schedules: list[Schedule]
+    Schedules are listed without their requests (`item_count` says how many), and a page ends early
+    when it would pass SCHEDULE_LIST_MAX_BYTES.
+    """
+
+    schedules: list[ScheduleSummary]
     next_page_token: str | None = None
 
 
@@ -165,13 +214,12 @@ def _recent_runs(session: Session, schedule_ids: list[str]) -> dict[str, list[Sc
     """The RUNS_SHOWN most recent runs of each schedule, in one query rather than one per schedule."""
     run = ScheduleRunRow
     rank = func.row_number().over(partition_by=run.schedule_id, order_by=run.due_at.desc()).label("rank")
-    ranked = (select(run.schedule_id, run.due_at, run.batch_id, run.created_at, rank)
+    ranked = (select(run.schedule_id, run.due_at, run.batch_id, run.error, run.created_at, rank)
               .where(run.schedule_id.in_(schedule_ids)).subquery())
     recent = select(ranked).where(ranked.c.rank <= RUNS_SHOWN).order_by(ranked.c.due_at.desc())
     runs: dict[str, list[ScheduleRun]] = {}
     for found in session.execute(recent):
-        runs.setdefault(found.schedule_id, []).append(
-            ScheduleRun(due_at=found.due_at, batch_id=found.batch_id, created_at=found.created_at))
+        runs.setdefault(found.schedule_id, []).append(_run(found))
     return runs
 
 
@@ -183,12 +231,25 @@ def list_schedules(query: ScheduleListQuery, *, owner_id: str) -> SchedulePage:
         statement = statement.where(tuple_(ScheduleRow.created_at, ScheduleRow.id) < after)
     statement = statement.order_by(ScheduleRow.created_at.desc(), ScheduleRow.id.desc())
     with session_scope() as session:
-        rows = session.execute(statement.limit(query.page_size + 1)).scalars().all()
-        page = rows[:query.page_size]
-        runs = _recent_runs(session, [row.id for row in page])
-        schedules = [_to_schedule(row, runs.get(row.id, [])) for row in page]
-    token = _page_token(page[-1]) if len(rows) > query.page_size else None
+        # The requests are never read here: a list costs the same for 1-item and 1,000-item schedules.
+        rows = session.execute(statement.options(defer(ScheduleRow.requests))
+                               .limit(query.page_size + 1)).scalars().all()
+        runs = _recent_runs(session, [row.id for row in rows[:query.page_size]])
+        schedules = _fill_page([_summary(row, runs.get(row.id, [])) for row in rows[:query.page_size]])
+        token = _page_token(rows[len(schedules) - 1]) if len(rows) > len(schedules) else None
     return SchedulePage(schedules=schedules, next_page_token=token)
+
+
+def _fill_page(schedules: list[ScheduleSummary]) -> list[ScheduleSummary]:
+    """The first schedules whose JSON stays within SCHEDULE_LIST_MAX_BYTES (always at least one)."""
+    budget = get_settings().schedule_list_max_bytes
+    page: list[ScheduleSummary] = []
+    for schedule in schedules:
+        budget -= len(schedule.model_dump_json())
+        if page and budget < 0:
+            break
+        page.append(schedule)
+    return page
 
 
 def delete_schedule(schedule_id: str, *, owner_id: str) -> None:

@@ -80,8 +80,8 @@ def test_eight_concurrent_ticks_fire_each_due_schedule_exactly_once(db: Any) -> 
 def test_a_tick_killed_between_claim_and_publish_loses_and_doubles_nothing(db: Any) -> None:
     schedule_id = make_schedule()
     set_due(schedule_id, datetime.now(UTC) - timedelta(seconds=5))
-    claimed, fired = tick.claim_due_schedules(100, TOPIC)  # the tick "dies" right after its commit
-    assert (claimed, fired) == (1, 1)
+    claim = tick.claim_due_schedules(100, TOPIC)  # the tick "dies" right after its commit
+    assert (claim.claimed, claim.fired) == (1, 1)
     assert scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 1
     result = tick.tick(job_name=None, schedule_time=None)
     assert result.fired == 0
