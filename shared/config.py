@@ -132,6 +132,12 @@ class Settings(BaseModel):
         return None
 
     @property
+    def job_lease_seconds(self) -> float:
+        """How long a running job is held before the tick may take it over: the Vertex deadline
+        (retries included) plus ITEM_LEASE_MARGIN_SECONDS for the database work around the call."""
+        return self.vertex_deadline_seconds + self.item_lease_margin_seconds
+
+    @property
     def pool_size(self) -> int:
         """DB_POOL_SIZE, or half the instance's concurrency, capped at 5."""
         if self.db_pool_size is not None:

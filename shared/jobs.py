@@ -77,13 +77,16 @@ def now() -> datetime:
 def create_job(
     session: Session, request: GenerationRequest, *, owner_id: str, job_id: str | None = None,
     batch_id: str | None = None, item_index: int | None = None, status: Status = "queued",
+    lease_seconds: float | None = None,
 ) -> JobRow:
-    """Insert a job for a validated, resolved request."""
+    """Insert a job for a validated, resolved request; `lease_seconds` for one that starts running
+    now (if its function dies, the tick ends it when the lease runs out: see shared.leases)."""
     assert request.model is not None, "resolve the request before creating its job"
+    lease = func.now() + func.make_interval(0, 0, 0, 0, 0, 0, lease_seconds) if lease_seconds else None
     row = JobRow(
         id=job_id or new_id("gen"), owner_id=owner_id, kind=request.kind, model=request.model,
         status=status, request=request.model_dump(exclude_none=True), outputs=[], error=None,
-        batch_id=batch_id, item_index=item_index, attempts=0, poll_count=0,
+        batch_id=batch_id, item_index=item_index, attempts=0, poll_count=0, lease_until=lease,
     )
     session.add(row)
     session.flush()

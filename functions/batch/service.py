@@ -35,9 +35,8 @@ def process_item(message: PubSubMessage) -> None:
     """Run the item's generation once; raise only what Pub/Sub should redeliver."""
     item = parse_item(message)
     settings = get_settings()
-    lease = settings.vertex_deadline_seconds + settings.item_lease_margin_seconds
     with session_scope() as session:
-        state, attempts = claim_item(session, item.item_id, lease_seconds=lease)
+        state, attempts = claim_item(session, item.item_id, lease_seconds=settings.job_lease_seconds)
     attempts = max(attempts, message.delivery_attempt or 0)
     if state == "missing":
         raise MalformedMessageError(f"item {item.item_id[:80]} does not exist")

@@ -30,7 +30,8 @@ def create_generation(
                            digest=digest, resource_id=job_id)
         if earlier is not None:
             return Job.from_row(get_job(session, earlier, owner_id=owner_id)), False
-        create_job(session, resolved, owner_id=owner_id, job_id=job_id, status="running")
+        create_job(session, resolved, owner_id=owner_id, job_id=job_id, status="running",
+                   lease_seconds=get_settings().job_lease_seconds)
     try:
         return run_generation(job_id, resolved), True
     except Exception as exc:

@@ -81,4 +81,5 @@ class TickResult(BaseModel):
     published: int
     videos_polled: int
     requeued: int
+    interrupted: int = 0
     duplicate_tick: bool

@@ -30,6 +30,7 @@ from shared.database import session_scope
 from shared.exceptions import GenmediaError
 from shared.generation import advance_due_videos
 from shared.jobs import JobError, new_id, requeue_stale_items
+from shared.leases import interrupt_abandoned_generations
 from shared.outbox import enqueue, publish_pending
 from shared.ratelimit import prune_rate_limits
 from shared.tables import ScheduleRow, ScheduleRunRow, TickRow
@@ -210,16 +211,28 @@ def tick(*, job_name: str | None, schedule_time: str | None) -> TickResult:
         if job_name and schedule_time:
             _record_tick(job_name, schedule_time, fired)
     requeued = requeue_lost_items(topic)
+    interrupted = interrupt_abandoned()
     published = 0
     while (count := publish_pending()) > 0:
         published += count
     videos = advance_due_videos()
     housekeeping()
-    if fired or refused or published or videos or requeued:
+    if fired or refused or published or videos or requeued or interrupted:
         _log.info("tick", extra={"fired": fired, "refused": refused, "published": published, "videos_polled": videos,
-                                 "requeued": requeued})
-    return TickResult(fired=fired, refused=refused, published=published, videos_polled=videos, requeued=requeued,
-                      duplicate_tick=duplicate)
+                                 "requeued": requeued, "interrupted": interrupted})
+    return TickResult(fired=fired, refused=refused, published=published, videos_polled=videos,
+                      requeued=requeued, interrupted=interrupted, duplicate_tick=duplicate)
+
+
+def interrupt_abandoned(limit: int = 500) -> int:
+    """End the single generations whose function died mid-call (see `leases.interrupt_abandoned_generations`)."""
+    with session_scope() as session:
+        ids = interrupt_abandoned_generations(
+            session, limit=limit, unleased_after_seconds=get_settings().item_requeue_after_seconds)
+    if ids:
+        _log.warning("%d generations interrupted: their function died before an outcome", len(ids),
+                     extra={"job_ids": ids[:20]})
+    return len(ids)
 
 
 def requeue_lost_items(topic: str, limit: int = 500) -> int:

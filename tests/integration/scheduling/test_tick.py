@@ -186,3 +186,27 @@ def test_the_tick_requeues_items_whose_delivery_was_lost(db: Any, monkeypatch: p
     requeued = scalar("SELECT array_agg(payload->>'item_id' ORDER BY id) FROM outbox WHERE id > :n", n=before)
     assert sorted(requeued) == ["bat_lost_0000", "bat_lost_0001"]
     assert tick.tick(job_name=None, schedule_time=None).requeued == 0  # once per interval, not per tick
+
+
+def test_the_tick_ends_a_single_generation_whose_lease_ran_out(db: Any) -> None:
+    from shared.idempotency import replayed
+    from shared.jobs import create_job
+    from shared.media.capabilities import resolve
+    from shared.media.request import GenerationRequest
+
+    request = resolve(GenerationRequest(kind="image", prompt="a fox"))
+    with session_scope() as session:
+        for job_id, lease in (("gen_dead", 0.001), ("gen_alive", 600.0)):
+            create_job(session, request, owner_id="k", job_id=job_id, status="running", lease_seconds=lease)
+            replayed(session, owner_id="k", scope="generations", key=f"key-{job_id}", digest="d",
+                     resource_id=job_id)
+        # Running since before leases existed: ended once it is older than ITEM_REQUEUE_AFTER_SECONDS.
+        create_job(session, request, owner_id="k", job_id="gen_old", status="running")
+        session.execute(sa.text("UPDATE jobs SET updated_at = now() - interval '1 hour' WHERE id = 'gen_old'"))
+    assert tick.tick(job_name=None, schedule_time=None).interrupted == 2
+    with session_scope() as session:
+        rows = dict(session.execute(sa.text("SELECT id, error->>'reason' FROM jobs WHERE status = 'failed'")).all())
+        keys = session.execute(sa.text("SELECT resource_id FROM idempotency_keys")).scalars().all()
+    assert rows == {"gen_dead": "INTERRUPTED", "gen_old": "INTERRUPTED"}
+    assert keys == ["gen_alive"]  # a retry of the interrupted request runs again
+    assert tick.tick(job_name=None, schedule_time=None).interrupted == 0
