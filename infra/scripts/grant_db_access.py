@@ -6,6 +6,9 @@ privileges at all. deploy.sh runs this after every migration, as the owner that 
 users get DML on every table and sequence, default privileges for tables added later by the same
 owner, and no say over the schema or over Alembic's bookkeeping. Idempotent.
 
+It needs the database settings and nothing else: not OUTPUT_BUCKET, not API_KEY_PEPPER, which only a
+serving function needs (deploy.sh runs it from the deployer's shell, where neither is set).
+
 Usage: python infra/scripts/grant_db_access.py USER [USER ...]
 """
 
@@ -37,22 +40,39 @@ def grant_statements(user: str) -> list[str]:
     ]
 
 
+def database_settings_problem() -> str | None:
+    """One line naming what keeps us from reaching the database (never a value), or None."""
+    sys.path.insert(0, str(ROOT))
+    from pydantic import ValidationError
+
+    from shared.config import describe_error, get_settings
+
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        return describe_error(exc)
+    if not settings.database_url and not settings.instance_connection_name:
+        return "DATABASE_URL: must be set (or INSTANCE_CONNECTION_NAME with DB_USER and DB_NAME)"
+    return None
+
+
 def main(users: list[str]) -> int:
     if not users:
         print("usage: grant_db_access.py USER [USER ...]", file=sys.stderr)  # noqa: T201
         return 2
-    sys.path.insert(0, str(ROOT))
-    from sqlalchemy import text
-
-    from shared.config import load_settings_or_exit
-    from shared.database import get_engine
-
-    load_settings_or_exit()
     try:
         statements = [s for user in users for s in grant_statements(user)]
     except ValueError as err:
         print(f"grant_db_access: {err}", file=sys.stderr)  # noqa: T201
         return 2
+    problem = database_settings_problem()
+    if problem:
+        print(f"grant_db_access: configuration error: {problem}", file=sys.stderr)  # noqa: T201
+        return 2
+    from sqlalchemy import text
+
+    from shared.database import get_engine
+
     with get_engine().begin() as connection:
         for statement in statements:
             connection.execute(text(statement))

@@ -72,11 +72,14 @@ def env_vars(argv: list[str]) -> dict[str, str]:
     return dict(pair.split("=", 1) for pair in raw.split(","))
 
 
-def make_fake_bin(directory: Path) -> Path:
-    """A directory with fake gcloud and make, run by this interpreter."""
+def make_fake_bin(directory: Path, tools: tuple[str, ...] = ("gcloud", "make")) -> Path:
+    """A directory with the fake `tools`, run by this interpreter, recording to calls.jsonl beside them."""
     bin_dir = directory / "fake-bin"
     bin_dir.mkdir()
-    for tool in ("gcloud", "make"):
+    (bin_dir / "fake.json").write_text(json.dumps({
+        "log": str(bin_dir / "calls.jsonl"), "db_password": FAKE_DB_PASSWORD, "api_key_pepper": FAKE_API_KEY_PEPPER,
+    }))
+    for tool in tools:
         body = (FAKES / tool).read_text().split("\n", 1)[1]
         target = bin_dir / tool
         target.write_text(f"#!{sys.executable}\n{body}")
@@ -84,26 +87,31 @@ def make_fake_bin(directory: Path) -> Path:
     return bin_dir
 
 
+def recorded_calls(fake_bin: Path) -> list[dict[str, Any]]:
+    log = fake_bin / "calls.jsonl"
+    return [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.exists() else []
+
+
 def run_deploy(args: list[str], fake_bin: Path, *, extra_env: dict[str, str] | None = None,
                path: str | None = None) -> DeployRun:
-    """Run ./deploy.sh with the fakes first on PATH; nothing reaches Google Cloud."""
-    log = fake_bin / "calls.jsonl"
-    log.write_text("")
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "MIGRATION_DATABASE_URL", "MAKE")}
-    env.update({
+    """Run ./deploy.sh with the fakes first on PATH; nothing reaches Google Cloud.
+
+    Its environment is PATH, HOME and TMPDIR (plus `extra_env`), never the test session's: settings
+    such as GENERATION_BACKEND=local or API_KEY_PEPPER would otherwise carry a step that stops a
+    deployer whose shell has neither.
+    """
+    (fake_bin / "calls.jsonl").write_text("")
+    env = {
         "PATH": path if path is not None else f"{fake_bin}{os.pathsep}{os.environ.get('PATH', '')}",
-        "FAKE_LOG": str(log),
-        "FAKE_DB_PASSWORD": FAKE_DB_PASSWORD,
-        "FAKE_API_KEY_PEPPER": FAKE_API_KEY_PEPPER,
+        "HOME": str(fake_bin.parent),
         "TMPDIR": str(fake_bin.parent),
-    })
-    env.update(extra_env or {})
+        **(extra_env or {}),
+    }
     proc = subprocess.run(
         [BASH, str(ROOT / "deploy.sh"), *args], cwd=ROOT, env=env, capture_output=True, text=True,
-        timeout=60, check=False,
+        timeout=120, check=False,
     )
-    calls = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-    return DeployRun(proc.returncode, proc.stdout, proc.stderr, calls)
+    return DeployRun(proc.returncode, proc.stdout, proc.stderr, recorded_calls(fake_bin))
 
 
 def edited_tfvars(tmp_path: Path, env: str, replacements: dict[str, str]) -> Path:

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
-from tests.conftest import DatabaseHandle
 from tests.infra.harness import (
     FAKE_DB_PASSWORD,
     ROOT,
@@ -117,57 +114,3 @@ def test_only_the_scheduler_and_eventarc_identities_are_granted_invoker_by_defau
 def test_credentials_are_checked_before_anything_runs(password_mode: DeployRun) -> None:
     assert password_mode.calls[0]["argv"] == ["auth", "print-access-token"]
     assert password_mode.calls[1]["argv"] == ["auth", "application-default", "print-access-token"]
-
-
-@pytest.fixture
-def function_roles(test_database: DatabaseHandle) -> Iterator[list[str]]:
-    """The dev functions' IAM database users, made on the test server as Cloud SQL would, then dropped."""
-    roles = [f"genmedia-dev-{fn}@genmedia-dev.iam" for fn in FUNCTIONS]
-    engine = sa.create_engine(test_database.url, poolclass=sa.pool.NullPool, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        for role in roles:
-            conn.execute(sa.text(f'DROP ROLE IF EXISTS "{role}"'))
-            conn.execute(sa.text(f'CREATE ROLE "{role}" LOGIN'))
-    yield roles
-    with engine.connect() as conn:
-        for role in roles:
-            conn.execute(sa.text(f'DROP OWNED BY "{role}"'))
-            conn.execute(sa.text(f'DROP ROLE "{role}"'))
-    engine.dispose()
-
-
-def test_iam_mode_grants_each_function_user_read_write_on_the_tables_and_nothing_more(
-    test_database: DatabaseHandle, function_roles: list[str], fake_bin: Path
-) -> None:
-    run = run_deploy(["--env", "dev", "--only", "generation"], fake_bin,
-                     extra_env={"MIGRATION_DATABASE_URL": test_database.url})
-
-    assert run.returncode == 0, run.stderr
-    assert run.gcloud("secrets") == []  # the URL carries its own credentials
-    [make] = [c for c in run.calls if c["tool"] == "make"]
-    assert make["env"] == {"DATABASE_URL": test_database.url}
-    assert test_database.url not in run.stdout + run.stderr
-    engine = sa.create_engine(test_database.url, poolclass=sa.pool.NullPool)
-    with engine.connect() as conn:
-        tables = conn.execute(sa.text(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
-        )).scalars().all()
-        assert tables
-        for role in function_roles:
-            for table in tables:
-                for privilege in ("SELECT", "INSERT", "UPDATE", "DELETE"):
-                    assert conn.execute(sa.text("SELECT has_table_privilege(:r, :t, :p)"),
-                                        {"r": role, "t": f"public.{table}", "p": privilege}).scalar()
-                assert not conn.execute(sa.text("SELECT has_table_privilege(:r, :t, 'TRUNCATE')"),
-                                        {"r": role, "t": f"public.{table}"}).scalar()
-            assert not conn.execute(
-                sa.text("SELECT has_table_privilege(:r, 'public.alembic_version', 'UPDATE')"), {"r": role}
-            ).scalar()
-            assert not conn.execute(sa.text("SELECT has_schema_privilege(:r, 'public', 'CREATE')"),
-                                    {"r": role}).scalar() or _public_schema_is_open(conn)
-    engine.dispose()
-
-
-def _public_schema_is_open(conn: sa.Connection) -> bool:
-    """PostgreSQL < 15 lets every role create in public; the grant script does not add that."""
-    return int(conn.execute(sa.text("SHOW server_version_num")).scalar_one()) < 150000
