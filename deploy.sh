@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # deploy.sh: stage, migrate and deploy genmedia's three Cloud Functions (gen2) to one environment.
 #
-# Terraform (infra/environments/<env>) builds the platform first: APIs, service accounts, Cloud SQL,
-# the DB password and API key pepper secrets, Pub/Sub topics, the bucket, the scheduler job. This
-# script then ships the code, reading the same infra/environments/<env>/terraform.tfvars. Secrets
-# reach the functions only as Secret Manager references (--set-secrets). See docs/deployment.md.
+# Terraform (infra/, `make tf ENV=<env>`) builds the platform first: APIs, service accounts, Cloud
+# SQL, the DB password and API key pepper secrets, Pub/Sub topics, the bucket, the scheduler job.
+# This script then ships the code, reading the same infra/environments/<env>.tfvars. Secrets reach
+# the functions only as Secret Manager references (--set-secrets). See docs/deployment.md.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -31,18 +31,21 @@ Usage: ./deploy.sh [--env ENV] [--only FUNCTION] [--dry-run] [--stage-dir DIR] [
 
 Deploy the generation, batch and scheduling functions (Cloud Functions gen2) to ENV.
 
-  --env ENV          environment under infra/environments/ (default: dev)
+  --env ENV          environment: infra/environments/ENV.tfvars (default: dev)
   --only FUNCTION    deploy one function: generation, batch or scheduling
   --dry-run          print every gcloud, make and database command; run none of them
                      (the packages are still staged locally, to check them)
   --stage-dir DIR    stage the packages into DIR (new or empty) and keep them
-  --config FILE      read the settings from FILE instead of infra/environments/ENV/terraform.tfvars
+  --config FILE      read the settings from FILE instead of infra/environments/ENV.tfvars
 
-Steps: read and check the settings (pool budget included), stage each function's package (main.py
-at its root, its folder, shared/, requirements.txt), look up the project number (scheduling's
-SCHEDULER_AUDIENCE and batch's Pub/Sub agent need it), migrate the database, deploy each function
-(API_KEY_PEPPER and, without IAM database auth, DB_PASS as Secret Manager references), grant
-invokers, then give the batch trigger's subscription its retry and dead-letter policy.
+Steps: read and check the settings (every rule Terraform applies, and the pool budget), stage each
+function's package (main.py at its root, its folder, shared/, requirements.txt), look up the project
+number (scheduling's SCHEDULER_AUDIENCE and batch's Pub/Sub agent need it), check that nothing will
+publish before batch's subscription dead-letters, migrate the database, then per function in the
+order batch, generation, scheduling: deploy it (API_KEY_PEPPER at its pinned version and, without
+IAM database auth, DB_PASS as Secret Manager references), make its invokers exactly allUsers
+(generation, scheduling) or the Eventarc identity (batch), and give batch's trigger subscription
+its retry and dead-letter policy before any producer is deployed.
 
 Environment: MIGRATION_DATABASE_URL, when set, is the database URL migrations use (e.g. through the
 Cloud SQL Auth Proxy); otherwise they go through the Cloud SQL connector as the owner user, with
@@ -113,7 +116,7 @@ parse_args() {
       --dry-run) DRY_RUN=true; shift ;;
       --stage-dir) (($# >= 2)) || die "--stage-dir needs a directory"; STAGE_DIR="$2"; shift 2 ;;
       --stage-dir=*) STAGE_DIR="${1#*=}"; shift ;;
-      --config) (($# >= 2)) || die "--config needs a terraform.tfvars file"; CONFIG_FILE="$2"; shift 2 ;;
+      --config) (($# >= 2)) || die "--config needs a tfvars file"; CONFIG_FILE="$2"; shift 2 ;;
       --config=*) CONFIG_FILE="${1#*=}"; shift ;;
       -h | --help) usage; exit 0 ;;
       *) die "unknown argument '$1' (see ./deploy.sh --help)" ;;
@@ -123,7 +126,7 @@ parse_args() {
   if [[ -n $ONLY ]] && ! is_function "$ONLY"; then
     die "--only must be generation, batch or scheduling, not '${ONLY}'"
   fi
-  CONFIG_FILE="${CONFIG_FILE:-${ROOT}/infra/environments/${ENV_NAME}/terraform.tfvars}"
+  CONFIG_FILE="${CONFIG_FILE:-${ROOT}/infra/environments/${ENV_NAME}.tfvars}"
 }
 
 require_python() {
@@ -298,46 +301,98 @@ deploy_function() {
   run "${cmd[@]}" --quiet
 }
 
-# run.invoker on the function's Cloud Run service: the Eventarc identity for batch, Cloud
-# Scheduler's identity for scheduling, and invoker_members for the two HTTP APIs. (scheduling is
-# public, so its two are belt and braces: its :tick checks the scheduler's OIDC token itself.)
-grant_invokers() {
-  local fn="$1" member
-  local -a members=() extra=()
-  case "$fn" in
-    batch) members=("serviceAccount:${CFG[sa.eventarc]}") ;;
-    scheduling) members=("serviceAccount:${CFG[sa.scheduler]}") ;;
-  esac
-  if [[ $fn != batch && -n ${CFG[invoker_members]} ]]; then
-    read -r -a extra <<<"${CFG[invoker_members]}"
-    members+=("${extra[@]}")
+# Who may invoke each function on Cloud Run (roles/run.invoker), and no one else. generation and
+# scheduling: everyone, because they authenticate every /v1 route themselves (API keys, and Cloud
+# Scheduler's OIDC token on :tick), and because download and upload URLs must work with no
+# credentials at all. batch: only its Eventarc trigger's identity.
+invokers_of() {
+  if [[ $1 == batch ]]; then
+    printf '%s\n' "serviceAccount:${CFG[sa.eventarc]}"
+  else
+    printf '%s\n' allUsers
   fi
-  for member in "${members[@]}"; do
-    run gcloud functions add-invoker-policy-binding "${CFG[fn.${fn}.name]}" \
-      --project="${CFG[project_id]}" --region="${CFG[region]}" --member="$member"
+}
+
+has_word() {
+  local needle="$1" word
+  shift
+  for word in "$@"; do
+    [[ $word == "$needle" ]] && return 0
+  done
+  return 1
+}
+
+# Make roles/run.invoker on the function's Cloud Run service exactly invokers_of: add what is missing
+# and remove every other member, so a principal granted once (by hand, or by an older release that
+# had invoker_members) does not keep its access.
+reconcile_invokers() {
+  local fn="$1" name="${CFG[fn.${1}.name]}" project="${CFG[project_id]}" region="${CFG[region]}"
+  local service listed member
+  local -a wanted=() current=()
+  mapfile -t wanted < <(invokers_of "$fn")
+  service="$(query "${name}" gcloud functions describe "$name" --project="$project" --region="$region" \
+    --format='value(serviceConfig.service)')"
+  [[ -n $service ]] || die "could not find the Cloud Run service of ${name}"
+  listed="$(query '' gcloud run services get-iam-policy "${service##*/}" --project="$project" --region="$region" \
+    --flatten='bindings[].members' --filter='bindings.role=roles/run.invoker' --format='value(bindings.members)')"
+  mapfile -t current < <(printf '%s\n' "$listed" | sed '/^$/d')
+  for member in "${wanted[@]}"; do
+    has_word "$member" "${current[@]}" || run gcloud functions add-invoker-policy-binding "$name" \
+      --project="$project" --region="$region" --member="$member"
+  done
+  for member in "${current[@]}"; do
+    has_word "$member" "${wanted[@]}" || run gcloud functions remove-invoker-policy-binding "$name" \
+      --project="$project" --region="$region" --member="$member"
   done
 }
 
-# The subscription feeding batch belongs to its Eventarc trigger, so it is configured here rather
-# than in Terraform: retries with backoff, and after max_delivery_attempts the dead-letter topic.
-configure_batch_subscription() {
-  local project="${CFG[project_id]}" region="${CFG[region]}" trigger subscription ack timeout
+# The Pub/Sub subscription that feeds batch: Eventarc makes it when the function is deployed.
+batch_subscription() {
+  local project="${CFG[project_id]}" region="${CFG[region]}" trigger subscription
   trigger="$(query '<trigger of the batch function>' gcloud functions describe "${CFG[fn.batch.name]}" \
-    --project="$project" --region="$region" --format='value(eventTrigger.trigger)')"
+    --project="$project" --region="$region" --format='value(eventTrigger.trigger)')" ||
+    die "could not describe ${CFG[fn.batch.name]}: deploy batch first (./deploy.sh --env ${ENV_NAME} --only batch)"
   subscription="$(query '<subscription of the batch trigger>' gcloud eventarc triggers describe "$trigger" \
     --project="$project" --location="$region" --format='value(transport.pubsub.subscription)')"
   [[ -n $subscription ]] || die "could not find the subscription of the batch trigger ${trigger}"
+  printf '%s\n' "$subscription"
+}
+
+# The subscription belongs to the Eventarc trigger, so it is configured here rather than in
+# Terraform: retries with backoff, and after max_delivery_attempts the dead-letter topic.
+configure_batch_subscription() {
+  local project="${CFG[project_id]}" subscription ack timeout
+  subscription="$(batch_subscription)"
   # Pub/Sub must not redeliver while the function may still be working on the message.
   timeout="${CFG[fn.batch.timeout]%s}"
   ack=$((timeout + 60 > PUBSUB_MAX_ACK_DEADLINE ? PUBSUB_MAX_ACK_DEADLINE : timeout + 60))
   run gcloud pubsub subscriptions update "$subscription" --project="$project" \
     --ack-deadline="$ack" --min-retry-delay=10s --max-retry-delay=600s \
-    --dead-letter-topic="projects/${project}/topics/${CFG[name.dead_letter_topic]}" \
-    --max-delivery-attempts="${CFG[max_delivery_attempts]}"
-  # Pub/Sub's own agent moves messages to the dead-letter topic; it must be able to ack them here.
+    --dead-letter-topic="$(dead_letter_topic)" --max-delivery-attempts="${CFG[max_delivery_attempts]}"
+  # Pub/Sub's own agent (Terraform creates it: google_project_service_identity) moves messages to the
+  # dead-letter topic; it must be able to ack them here.
   run gcloud pubsub subscriptions add-iam-policy-binding "$subscription" --project="$project" \
     --member="serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" \
     --role=roles/pubsub.subscriber
+}
+
+dead_letter_topic() {
+  printf 'projects/%s/topics/%s\n' "${CFG[project_id]}" "${CFG[name.dead_letter_topic]}"
+}
+
+# generation and scheduling publish to the batch topic. A message published while no subscription
+# exists is lost, and one delivered before the dead-letter policy is set is retried without backoff:
+# so a producer is deployed only after batch's subscription dead-letters. A full deploy configures it
+# first (batch is deployed first); a deploy of a producer alone checks it, before anything changes.
+require_configured_batch_subscription() {
+  has_word batch "${TARGETS[@]}" && return 0
+  has_word generation "${TARGETS[@]}" || has_word scheduling "${TARGETS[@]}" || return 0
+  local subscription topic
+  subscription="$(batch_subscription)"
+  topic="$(query "$(dead_letter_topic)" gcloud pubsub subscriptions describe "$subscription" \
+    --project="${CFG[project_id]}" --format='value(deadLetterPolicy.deadLetterTopic)')"
+  [[ $topic == "$(dead_letter_topic)" ]] ||
+    die "batch's subscription ${subscription} does not dead-letter to $(dead_letter_topic) yet: deploy batch first (./deploy.sh --env ${ENV_NAME} --only batch)"
 }
 
 main() {
@@ -355,10 +410,11 @@ main() {
   fi
   stage_packages
   lookup_project_number
+  require_configured_batch_subscription
   migrate_database
   for fn in "${TARGETS[@]}"; do
     deploy_function "$fn" "${STAGE_DIR}/${fn}"
-    grant_invokers "$fn"
+    reconcile_invokers "$fn"
     if [[ $fn == batch ]]; then
       configure_batch_subscription
     fi

@@ -1,30 +1,43 @@
-"""Read one environment's terraform.tfvars for deploy.sh: names, per-function settings, the pool budget.
+"""Read one environment's tfvars for deploy.sh: names, per-function settings, the pool budget.
 
-`infra/environments/<env>/terraform.tfvars` is the single place an environment's settings live:
-Terraform reads it for the platform, deploy.sh reads it through this module for the functions. The
-names and the pool formula below mirror `infra/modules/settings`; tests/infra evaluates that module
-with Terraform and checks that both agree. Terraform validates every rule; this module checks what
-deploy.sh relies on, so a bad file fails before any gcloud command instead of half-way through.
+`infra/environments/<env>.tfvars` is the single place an environment's settings live: Terraform
+reads it for the platform, deploy.sh reads it through this module for the functions. The names and
+the pool formula below mirror `infra/modules/settings`, and tfvars_rules.py applies every rule that
+module does, so a bad file fails before any migration or gcloud command instead of half-way through;
+tests/infra evaluates the module with Terraform and checks that both agree.
 
 Usage: python infra/scripts/deploy_config.py TFVARS ENV  -> `key=value` lines, or one error line.
 """
 
 from __future__ import annotations
 
-import math
 import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-FUNCTIONS = ("generation", "batch", "scheduling")
+# The sibling module, also when this file is loaded by path (the tests) rather than run.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from tfvars_rules import (
+    FUNCTIONS,
+    ConfigError,
+    FunctionSettings,
+    check_functions,
+    check_top_level,
+    derive_pool,
+)
+
+__all__ = ["ConfigError", "Environment", "FunctionSettings", "derive_pool", "load_environment", "render"]
+
 SERVICE_ACCOUNT_ROLES = (*FUNCTIONS, "scheduler", "eventarc", "builder")
-EVENT_FUNCTION_MAX_TIMEOUT = 540  # seconds; the limit of an event-driven gen2 function
 # Functions that get API_KEY_PEPPER: those whose start-up refuses to go on without it (shared/config.py).
 # Mirrors api_key_pepper_functions in infra/modules/settings, which grants them the secret.
 API_KEY_PEPPER_FUNCTIONS = ("generation", "scheduling")
-HTTP_FUNCTIONS = ("generation", "scheduling")  # the ones with /v1 routes, API keys and rate limits
+# The ones with /v1 routes, API keys and rate limits. They are public at the Cloud Run layer (allUsers
+# may invoke) and authenticate every /v1 route themselves: download and upload URLs must work with no
+# credentials at all, and :tick verifies Cloud Scheduler's OIDC token itself (docs/deployment.md).
+HTTP_FUNCTIONS = ("generation", "scheduling")
 # Stands for the project number in the scheduling URL until deploy.sh (or Terraform) knows it.
 PROJECT_NUMBER = "PROJECT_NUMBER"
 # rate_limits key -> the env var shared/config.py reads.
@@ -33,41 +46,6 @@ RATE_LIMIT_ENV = {
     "batch_items": "RATE_LIMIT_BATCH_ITEMS", "schedule": "RATE_LIMIT_SCHEDULE", "read": "RATE_LIMIT_READ",
 }
 _SAFE_VALUE = re.compile(r"^[A-Za-z0-9_.:@/ -]*$")  # nothing gcloud's comma lists or the shell trip on
-_KINDS: dict[type | tuple[type, ...], str] = {
-    str: "a string", bool: "true or false", list: "a list", dict: "an object",
-}
-
-
-class ConfigError(Exception):
-    """The environment's settings are missing, malformed or over the pool budget; the message says which."""
-
-
-@dataclass(frozen=True)
-class FunctionSettings:
-    """One function's deploy settings, with its pool sized the way shared/config.py sizes it."""
-
-    memory: str
-    cpu: str
-    timeout_seconds: int
-    min_instances: int
-    max_instances: int
-    concurrency: int
-    ingress: str
-    allow_unauthenticated: bool
-    pool_size: int
-    max_overflow: int
-
-    @property
-    def max_connections(self) -> int:
-        """Connections this function may hold at once across all its instances."""
-        return self.max_instances * (self.pool_size + self.max_overflow)
-
-
-def derive_pool(concurrency: int, pool_size: int | None, max_overflow: int | None) -> tuple[int, int]:
-    """DB_POOL_SIZE and DB_MAX_OVERFLOW for an instance serving `concurrency` requests at once."""
-    size = pool_size if pool_size is not None else max(1, min(5, math.ceil(concurrency / 2)))
-    overflow = max_overflow if max_overflow is not None else max(0, min(5, concurrency - size))
-    return size, overflow
 
 
 @dataclass(frozen=True)
@@ -103,6 +81,7 @@ class Environment:
             "db_password_secret": f"{prefix}-db-password",
             "api_key_pepper_secret": f"{prefix}-api-key-pepper",
             "scheduler_job": f"{prefix}-schedules-tick",
+            "vertex_role_id": f"{prefix.replace('-', '_')}_vertex_caller",
         }
 
     def scheduling_url_template(self) -> str:
@@ -167,7 +146,8 @@ class Environment:
         """Secret env vars of `fn` as gcloud --set-secrets takes them (never their values)."""
         names, secrets = self.names(), {}
         if fn in API_KEY_PEPPER_FUNCTIONS:
-            secrets["API_KEY_PEPPER"] = f"{names['api_key_pepper_secret']}:latest"
+            # Pinned: every instance of every function must hash API keys with the same pepper.
+            secrets["API_KEY_PEPPER"] = f"{names['api_key_pepper_secret']}:{int(self['api_key_pepper_version'])}"
         if not self["db_iam_auth"]:
             secrets["DB_PASS"] = f"{names['db_password_secret']}:latest"
         return secrets
@@ -177,94 +157,10 @@ def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
 
 
-def _require(values: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
-    if key not in values:
-        raise ConfigError(f"{key}: missing (every setting is stated in terraform.tfvars)")
-    value = values[key]
-    if (isinstance(value, bool) and kind is not bool) or not isinstance(value, kind):
-        raise ConfigError(f"{key}: must be {_KINDS.get(kind, 'a number')}")
-    return value
-
-
-def _whole(values: dict[str, Any], key: str, low: int, high: int | None = None) -> int:
-    value = _require(values, key, (int, float))
-    if value != int(value) or value < low or (high is not None and value > high):
-        bound = f"from {low} to {high}" if high is not None else f"of at least {low}"
-        raise ConfigError(f"{key}: must be a whole number {bound}")
-    return int(value)
-
-
-def _function(fn: str, raw: Any) -> FunctionSettings:
-    if not isinstance(raw, dict):
-        raise ConfigError(f"functions.{fn}: must be an object")
-    at = {f"functions.{fn}.{k}": v for k, v in raw.items()}
-    key = f"functions.{fn}."
-    for name in ("memory", "cpu", "ingress"):
-        _require(at, key + name, str)
-    if not re.fullmatch(r"[0-9]+(Mi|Gi)", raw["memory"]):
-        raise ConfigError(f"{key}memory: must be a size such as 512Mi or 1Gi")
-    if not re.fullmatch(r"[0-9]+(\.[0-9]+)?", raw["cpu"]):
-        raise ConfigError(f'{key}cpu: must be a number of vCPUs written as a string ("1", "0.5")')
-    limit = EVENT_FUNCTION_MAX_TIMEOUT if fn == "batch" else 3600
-    timeout = _whole(at, key + "timeout_seconds", 1, limit)
-    concurrency = _whole(at, key + "concurrency", 1, 1000)
-    min_instances = _whole(at, key + "min_instances", 0)
-    max_instances = _whole(at, key + "max_instances", max(1, min_instances))
-    public = _require(at, key + "allow_unauthenticated", bool)
-    if fn == "batch" and public:
-        raise ConfigError(f"{key}allow_unauthenticated: must be false (only its Eventarc trigger calls it)")
-    if fn == "scheduling" and not public:
-        raise ConfigError(
-            f"{key}allow_unauthenticated: must be true (:tick verifies Cloud Scheduler's OIDC token itself, "
-            "and Cloud Run strips its signature when it checks IAM; /v1 routes still need an API key)"
-        )
-    size = raw.get("db_pool_size")
-    overflow = raw.get("db_max_overflow")
-    size = None if size is None else _whole(at, key + "db_pool_size", 1, 100)
-    overflow = None if overflow is None else _whole(at, key + "db_max_overflow", 0, 100)
-    pool_size, max_overflow = derive_pool(concurrency, size, overflow)
-    return FunctionSettings(
-        memory=raw["memory"], cpu=raw["cpu"], timeout_seconds=timeout, min_instances=min_instances,
-        max_instances=max_instances, concurrency=concurrency, ingress=raw["ingress"],
-        allow_unauthenticated=public, pool_size=pool_size, max_overflow=max_overflow,
-    )
-
-
-def _rate_limits(values: dict[str, Any]) -> None:
-    raw = _require(values, "rate_limits", dict)
-    at = {f"rate_limits.{k}": v for k, v in raw.items()}
-    for key in RATE_LIMIT_ENV:
-        if key == "window_seconds":
-            _whole(at, "rate_limits.window_seconds", 1, 3600)
-        else:
-            _whole(at, f"rate_limits.{key}", 0)
-    extra = sorted(set(raw) - set(RATE_LIMIT_ENV))
-    if extra:
-        raise ConfigError(f"rate_limits.{extra[0]}: unknown (the keys are {', '.join(RATE_LIMIT_ENV)})")
-
-
-_STRINGS = ("project_id", "region", "name_prefix", "runtime", "log_level", "vertex_location")
-
-
 def parse_environment(name: str, values: dict[str, Any]) -> Environment:
-    """Check what deploy.sh relies on and derive each function's pool."""
-    for key in _STRINGS:
-        if not _SAFE_VALUE.match(_require(values, key, str)):
-            raise ConfigError(f"{key}: contains characters a resource name cannot have")
-    _whole(values, "max_delivery_attempts", 5, 100)
-    _whole(values, "db_max_connections", 25, 262143)
-    _whole(values, "db_connection_reserve", 10)
-    _require(values, "db_iam_auth", bool)
-    _require(values, "db_pool_timeout_seconds", (int, float))
-    _require(values, "db_connect_timeout_seconds", (int, float))
-    _rate_limits(values)
-    members = _require(values, "invoker_members", list)
-    if any(not isinstance(m, str) or m in ("allUsers", "allAuthenticatedUsers") for m in members):
-        raise ConfigError("invoker_members: must list IAM principals (allUsers is set per function instead)")
-    raw = _require(values, "functions", dict)
-    if sorted(raw) != sorted(FUNCTIONS):
-        raise ConfigError("functions: must have exactly the keys generation, batch and scheduling")
-    functions = {fn: _function(fn, raw[fn]) for fn in FUNCTIONS}
+    """Apply every rule of infra/modules/settings and derive each function's pool."""
+    check_top_level(values)
+    functions = check_functions(values)
     return Environment(name=name, values=values, functions=functions)
 
 
@@ -288,7 +184,7 @@ def load_environment(tfvars: Path, name: str) -> Environment:
     import hcl2  # python-hcl2, from requirements-dev.txt
 
     if not tfvars.is_file():
-        raise ConfigError(f"{tfvars}: no such file (is '{name}' an environment under infra/environments/?)")
+        raise ConfigError(f"{tfvars}: no such file (is '{name}' an environment, infra/environments/{name}.tfvars?)")
     options = hcl2.SerializationOptions(strip_string_quotes=True, explicit_blocks=False, with_comments=False)
     try:
         with tfvars.open() as handle:
@@ -315,7 +211,6 @@ def render(env: Environment) -> list[str]:
     for key in ("project_id", "region", "runtime", "max_delivery_attempts"):
         lines[key] = str(env[key])
     lines["db_iam_auth"] = "true" if env["db_iam_auth"] else "false"
-    lines["invoker_members"] = " ".join(env["invoker_members"])
     lines["db_users"] = " ".join(sorted({env.db_user(fn) for fn in FUNCTIONS}))
     for key, value in lines.items():
         if not _SAFE_VALUE.match(value):
@@ -326,7 +221,7 @@ def render(env: Environment) -> list[str]:
             at + "name": env.function_name(fn), at + "memory": f.memory, at + "cpu": f.cpu,
             at + "timeout": f"{f.timeout_seconds}s", at + "min_instances": str(f.min_instances),
             at + "max_instances": str(f.max_instances), at + "concurrency": str(f.concurrency),
-            at + "ingress": f.ingress, at + "public": "true" if f.allow_unauthenticated else "false",
+            at + "ingress": f.ingress, at + "public": "true" if fn in HTTP_FUNCTIONS else "false",
             at + "env_vars": _joined(env.function_env(fn)),
             at + "secrets": _joined(env.function_secrets(fn)),
         })

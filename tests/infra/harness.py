@@ -17,12 +17,17 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
-ENVIRONMENTS = sorted(p.parent.name for p in (INFRA / "environments").glob("*/terraform.tfvars"))
+ENVIRONMENTS = sorted(p.stem for p in (INFRA / "environments").glob("*.tfvars"))
 FAKES = Path(__file__).resolve().parent / "fakes"
 FAKE_DB_PASSWORD = "fake-Sup3rS3cret-db-password-4f9a"
 FAKE_API_KEY_PEPPER = "fakePepper0fAtLeast32Characters0000f00d"
 FAKE_PROJECT_NUMBER = "123456789012"  # what fakes/gcloud answers to `gcloud projects describe`
 BASH = shutil.which("bash") or "/bin/bash"
+
+
+def tfvars_file(env: str) -> Path:
+    """The committed settings of one environment."""
+    return INFRA / "environments" / f"{env}.tfvars"
 
 
 def load_deploy_config() -> ModuleType:
@@ -72,12 +77,17 @@ def env_vars(argv: list[str]) -> dict[str, str]:
     return dict(pair.split("=", 1) for pair in raw.split(","))
 
 
-def make_fake_bin(directory: Path, tools: tuple[str, ...] = ("gcloud", "make")) -> Path:
-    """A directory with the fake `tools`, run by this interpreter, recording to calls.jsonl beside them."""
+def make_fake_bin(directory: Path, tools: tuple[str, ...] = ("gcloud", "make"), **answers: Any) -> Path:
+    """A directory with the fake `tools`, run by this interpreter, recording to calls.jsonl beside them.
+
+    `answers` go to fake.json: `invokers` ({service: [member, ...]}, the run.invoker members a Cloud
+    Run service already has) and `dead_letters` (False: batch's subscription has no dead-letter policy).
+    """
     bin_dir = directory / "fake-bin"
     bin_dir.mkdir()
     (bin_dir / "fake.json").write_text(json.dumps({
         "log": str(bin_dir / "calls.jsonl"), "db_password": FAKE_DB_PASSWORD, "api_key_pepper": FAKE_API_KEY_PEPPER,
+        **answers,
     }))
     for tool in tools:
         body = (FAKES / tool).read_text().split("\n", 1)[1]
@@ -115,15 +125,15 @@ def run_deploy(args: list[str], fake_bin: Path, *, extra_env: dict[str, str] | N
 
 
 def edited_tfvars(tmp_path: Path, env: str, replacements: dict[str, str]) -> Path:
-    """A copy of an environment's terraform.tfvars with the first match of each `old` replaced.
+    """A copy of an environment's tfvars with the first match of each `old` replaced.
 
     `old` is literal text, except that the spaces around an `=` match any alignment.
     """
-    text = (INFRA / "environments" / env / "terraform.tfvars").read_text()
+    text = tfvars_file(env).read_text()
     for old, new in replacements.items():
         pattern = re.escape(old).replace(r"\ =\ ", r"\s*=\s*")
         text, count = re.subn(pattern, new.replace("\\", "\\\\"), text, count=1)
-        assert count == 1, f"{old!r} not in {env}/terraform.tfvars"
+        assert count == 1, f"{old!r} not in {env}.tfvars"
     path = tmp_path / f"{env}-edited.tfvars"
     path.write_text(text)
     return path

@@ -33,6 +33,7 @@ from tests.infra.harness import (
     load_deploy_config,
     make_fake_bin,
     run_deploy,
+    tfvars_file,
 )
 from tests.infra.test_terraform import (
     PLATFORM,
@@ -46,10 +47,6 @@ from tests.infra.test_terraform import (
 
 deploy_config = load_deploy_config()
 FUNCTIONS = ("generation", "batch", "scheduling")
-
-
-def tfvars_path(env: str) -> Path:
-    return INFRA / "environments" / env / "terraform.tfvars"
 
 
 def commands(run: DeployRun, *words: str) -> list[list[str]]:
@@ -93,7 +90,7 @@ def terraform_settings(tmp_path_factory: pytest.TempPathFactory) -> dict[str, di
     out: dict[str, dict[str, Any]] = {}
     for env in ENVIRONMENTS:
         root = tmp_path_factory.mktemp(f"settings-{env}") / "root"
-        applied = evaluate_settings(tfvars_path(env), root)
+        applied = evaluate_settings(tfvars_file(env), root)
         assert applied.returncode == 0, applied.stderr
         output = terraform("output", "-json", "settings", cwd=root)
         out[env] = {"root": root, **json.loads(output.stdout)}
@@ -112,7 +109,8 @@ def test_the_pepper_reaches_the_functions_as_a_secret_reference_in_every_db_auth
     for fn, argv in deploys.items():
         secrets = secrets_of(argv)
         if fn in deploy_config.API_KEY_PEPPER_FUNCTIONS:
-            assert secrets["API_KEY_PEPPER"] == "genmedia-dev-api-key-pepper:latest", fn
+            # Pinned (api_key_pepper_version), never :latest: every instance hashes with one pepper.
+            assert secrets["API_KEY_PEPPER"] == "genmedia-dev-api-key-pepper:1", fn
         else:
             assert "API_KEY_PEPPER" not in secrets, fn
         assert "API_KEY_PEPPER" not in env_vars(argv), fn
@@ -168,9 +166,8 @@ def test_only_the_functions_that_get_the_pepper_may_read_its_secret(
     assert grant["for_each"] == "${toset(var.api_key_pepper_functions)}"
     assert grant["role"] == "roles/secretmanager.secretAccessor"
     assert grant["member"] == "serviceAccount:${google_service_account.this[each.key].email}"
-    for env in ENVIRONMENTS:
-        [platform] = [m["platform"] for m in load_hcl(INFRA / "environments" / env / "main.tf")["module"]]
-        assert platform["api_key_pepper_functions"] == "${module.settings.api_key_pepper_functions}"
+    [platform] = [m["platform"] for m in load_hcl(INFRA / "main.tf")["module"] if "platform" in m]
+    assert platform["api_key_pepper_functions"] == "${module.settings.api_key_pepper_functions}"
     # The secret holds a generated value nobody chose: long, and never a variable or an output.
     assert resources(PLATFORM, "random_password")["api_key_pepper"]["length"] >= 48
     secret = resources(PLATFORM, "google_secret_manager_secret")["api_key_pepper"]
@@ -195,7 +192,7 @@ def test_the_scheduler_job_states_its_audience_and_posts_the_tick_under_it() -> 
 def test_scheduler_audience_and_account_agree_between_terraform_and_deploy_sh(
     env: str, terraform_settings: dict[str, dict[str, Any]], tmp_path: Path
 ) -> None:
-    config = deploy_config.load_environment(tfvars_path(env), env)
+    config = deploy_config.load_environment(tfvars_file(env), env)
     settings = terraform_settings[env]
     assert settings["scheduler"]["url_template"] == config.scheduling_url_template()
     assert settings["scheduler"]["service_account_email"] == config.service_account_email("scheduler")
@@ -208,7 +205,7 @@ def test_scheduler_audience_and_account_agree_between_terraform_and_deploy_sh(
     expression = expression.replace("var.scheduler", "module.settings.scheduler").replace(
         "data.google_project.this.number", json.dumps(FAKE_PROJECT_NUMBER))
     console = subprocess.run(
-        [str(TERRAFORM), "console", f"-var-file={tfvars_path(env)}"], cwd=settings["root"],
+        [str(TERRAFORM), "console", f"-var-file={tfvars_file(env)}"], cwd=settings["root"],
         input=expression + "\n", capture_output=True, text=True, timeout=60, check=False,
         env={**os.environ, "CHECKPOINT_DISABLE": "1",
              "TF_CLI_CONFIG_FILE": str(settings["root"] / "terraformrc")},
@@ -241,11 +238,12 @@ def test_only_scheduling_gets_the_scheduler_settings_with_the_project_number_in_
         assert audience == "https://genmedia-dev-scheduling-PROJECT_NUMBER.europe-west1.run.app"
 
 
-def test_scheduling_is_public_and_the_other_functions_follow_their_tfvars(full_deploy: DeployRun) -> None:
+def test_generation_and_scheduling_are_public_and_batch_is_not(full_deploy: DeployRun) -> None:
     deploys = deployed(full_deploy)
 
+    # Both check API keys themselves; generation's download and upload URLs take no credentials.
     assert "allow-unauthenticated" in flags(deploys["scheduling"])
-    assert "no-allow-unauthenticated" in flags(deploys["generation"])
+    assert "allow-unauthenticated" in flags(deploys["generation"])
     assert "no-allow-unauthenticated" in flags(deploys["batch"])
 
 
@@ -266,7 +264,7 @@ def test_a_project_number_gcloud_cannot_give_stops_the_deploy_before_any_change(
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_rate_limits_come_from_the_tfvars_and_reach_both_http_functions_alike(env: str) -> None:
-    config = deploy_config.load_environment(tfvars_path(env), env)
+    config = deploy_config.load_environment(tfvars_file(env), env)
     limits = config["rate_limits"]
 
     expected = {name: str(limits[key]) for key, name in deploy_config.RATE_LIMIT_ENV.items()}

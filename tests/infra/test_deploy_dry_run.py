@@ -20,6 +20,7 @@ from tests.infra.harness import (
     load_deploy_config,
     make_fake_bin,
     run_deploy,
+    tfvars_file,
 )
 
 deploy_config = load_deploy_config()
@@ -59,7 +60,7 @@ def test_dry_run_runs_nothing(env: str, fake_bin: Path) -> None:
 
 
 def test_dry_run_prints_one_deploy_per_function_with_every_flag_spelled_out(dev_dry_run: DeployRun) -> None:
-    config = deploy_config.load_environment(INFRA / "environments" / "dev" / "terraform.tfvars", "dev")
+    config = deploy_config.load_environment(tfvars_file("dev"), "dev")
 
     commands = deploys(dev_dry_run)
 
@@ -79,14 +80,11 @@ def test_dry_run_prints_one_deploy_per_function_with_every_flag_spelled_out(dev_
         assert f["max-instances"] == str(settings.max_instances)
         assert f["concurrency"] == str(settings.concurrency)
         assert f["ingress-settings"] == settings.ingress
-        if settings.allow_unauthenticated:
-            assert "allow-unauthenticated" in f and "no-allow-unauthenticated" not in f
-        else:
+        if fn == "batch":
             assert "no-allow-unauthenticated" in f and "allow-unauthenticated" not in f
+        else:
+            assert "allow-unauthenticated" in f and "no-allow-unauthenticated" not in f
         assert REQUIRED_ENV <= set(env_vars(argv))
-    # scheduling is public (its :tick verifies Cloud Scheduler's token), the other two are not.
-    assert "allow-unauthenticated" in flags(commands["scheduling"])
-    assert "no-allow-unauthenticated" in flags(commands["generation"])
 
 
 def test_every_env_var_and_secret_the_dry_run_passes_is_one_the_functions_read(
@@ -117,7 +115,7 @@ def test_batch_is_triggered_by_its_topic_with_retries_and_the_http_functions_by_
 
 
 def test_env_vars_name_the_resources_terraform_creates(dev_dry_run: DeployRun) -> None:
-    config = deploy_config.load_environment(INFRA / "environments" / "dev" / "terraform.tfvars", "dev")
+    config = deploy_config.load_environment(tfvars_file("dev"), "dev")
     names = config.names()
 
     for fn, argv in deploys(dev_dry_run).items():
@@ -148,11 +146,13 @@ def test_dry_run_prints_migrations_before_the_first_deploy(dev_dry_run: DeployRu
 def test_dry_run_prints_the_invoker_and_dead_letter_set_up(dev_dry_run: DeployRun) -> None:
     run = dev_dry_run
 
-    members = {flags(c)["member"] for c in run.printed("gcloud", "functions", "add-invoker-policy-binding")}
+    added = run.printed("gcloud", "functions", "add-invoker-policy-binding")
+    members = {(c[3], flags(c)["member"]) for c in added}
     assert members == {
-        "serviceAccount:genmedia-dev-eventarc@genmedia-dev.iam.gserviceaccount.com",
-        "serviceAccount:genmedia-dev-scheduler@genmedia-dev.iam.gserviceaccount.com",
+        ("genmedia-dev-batch", "serviceAccount:genmedia-dev-eventarc@genmedia-dev.iam.gserviceaccount.com"),
+        ("genmedia-dev-generation", "allUsers"), ("genmedia-dev-scheduling", "allUsers"),
     }
+    assert len(run.printed("gcloud", "run", "services", "get-iam-policy")) == 3
     [update] = run.printed("gcloud", "pubsub", "subscriptions", "update")
     assert flags(update)["max-delivery-attempts"] == "5"
     assert flags(update)["dead-letter-topic"] == "projects/genmedia-dev/topics/genmedia-dev-batch-dead-letter"
@@ -162,25 +162,30 @@ def test_dry_run_only_deploys_the_one_function_asked_for(fake_bin: Path) -> None
     run = dry_run(fake_bin, "--env", "prod", "--only", "scheduling")
 
     assert list(deploys(run)) == ["scheduling"]
-    assert run.printed("gcloud", "pubsub") == []
-    assert any(line.endswith(" migrate") for line in run.stdout.splitlines())
+    assert run.printed("gcloud", "pubsub", "subscriptions", "update") == []
+    # A producer alone: first the check that batch's subscription dead-letters, before the migrations.
+    lines = run.stdout.splitlines()
+    check = next(i for i, line in enumerate(lines) if line.startswith("gcloud pubsub subscriptions describe"))
+    migrate = next(i for i, line in enumerate(lines) if line.endswith(" migrate"))
+    assert check < migrate
 
 
-def test_invoker_members_and_public_functions_come_from_the_tfvars(tmp_path: Path, fake_bin: Path) -> None:
-    tfvars = edited_tfvars(tmp_path, "dev", {
-        "invoker_members = []": 'invoker_members = ["group:clients@example.com"]',
-        "allow_unauthenticated = false": "allow_unauthenticated = true",  # the first one: generation
-    })
+@pytest.mark.parametrize(
+    ("replacements", "setting"),
+    [({"scheduler_time_zone = \"Etc/UTC\"\n": 'scheduler_time_zone = "Etc/UTC"\ninvoker_members = []\n'},
+      "invoker_members"),
+     ({'ingress = "all"': 'ingress = "all"\n    allow_unauthenticated = false'},
+      "functions.generation.allow_unauthenticated")],
+)
+def test_an_older_tfvars_with_a_removed_setting_is_refused_with_the_reason(
+    replacements: dict[str, str], setting: str, tmp_path: Path, fake_bin: Path
+) -> None:
+    tfvars = edited_tfvars(tmp_path, "dev", replacements)
 
-    run = dry_run(fake_bin, "--env", "dev", "--config", str(tfvars))
+    run = run_deploy(["--dry-run", "--env", "dev", "--config", str(tfvars)], fake_bin)
 
-    assert "allow-unauthenticated" in flags(deploys(run)["generation"])
-    assert "allow-unauthenticated" in flags(deploys(run)["scheduling"])
-    bindings = run.printed("gcloud", "functions", "add-invoker-policy-binding")
-    bound = {(c[3], flags(c)["member"]) for c in bindings}
-    assert ("genmedia-dev-generation", "group:clients@example.com") in bound
-    assert ("genmedia-dev-scheduling", "group:clients@example.com") in bound
-    assert ("genmedia-dev-batch", "group:clients@example.com") not in bound
+    assert run.returncode != 0 and run.stdout == ""
+    assert f"{setting}: not a setting (generation and scheduling are public and check API keys" in run.stderr
 
 
 @pytest.mark.parametrize(
@@ -207,8 +212,8 @@ def test_bad_arguments_fail_at_once_with_one_line(args: list[str], message: str,
         ({"timeout_seconds = 540": "timeout_seconds = 600"}, "functions.batch.timeout_seconds"),
         ({"max_delivery_attempts = 5": "max_delivery_attempts = 3"}, "max_delivery_attempts"),
         ({"db_iam_auth = true": 'db_iam_auth = "yes"'}, "db_iam_auth: must be true or false"),
-        ({"allow_unauthenticated = true": "allow_unauthenticated = false"},
-         "functions.scheduling.allow_unauthenticated: must be true"),
+        ({'cpu = "1"': 'cpu = "9"'}, "functions.generation.cpu: must be a number of vCPUs from more than 0 to 8"),
+        ({'cpu = "1"': 'cpu = "0.5"'}, 'functions.generation.cpu: a concurrency above 1 needs cpu of at least "1"'),
         ({"read           = 600": "read           = -1"}, "rate_limits.read: must be a whole number"),
     ],
 )

@@ -95,20 +95,61 @@ def test_batch_trigger_subscription_gets_retries_and_dead_letters_after_max_deli
     assert flags(binding)["role"] == "roles/pubsub.subscriber"
 
 
-def test_only_the_scheduler_and_eventarc_identities_are_granted_invoker_by_default(
+def test_invokers_are_everyone_for_the_http_functions_and_the_eventarc_identity_for_batch(
     password_mode: DeployRun,
 ) -> None:
     calls = password_mode.gcloud("functions", "add-invoker-policy-binding")
     bindings = {(argv[2], flags(argv)["member"]) for argv in calls}
 
-    sa = "serviceAccount:genmedia-dev-{}@genmedia-dev.iam.gserviceaccount.com"
+    eventarc = "serviceAccount:genmedia-dev-eventarc@genmedia-dev.iam.gserviceaccount.com"
     assert bindings == {
-        ("genmedia-dev-batch", sa.format("eventarc")), ("genmedia-dev-scheduling", sa.format("scheduler")),
+        ("genmedia-dev-batch", eventarc),
+        ("genmedia-dev-generation", "allUsers"), ("genmedia-dev-scheduling", "allUsers"),
     }
-    assert not [a for call in password_mode.calls for a in call["argv"] if "allUsers" in a]
-    # Only scheduling is public (its :tick verifies the scheduler's OIDC token itself).
+    assert password_mode.gcloud("functions", "remove-invoker-policy-binding") == []
     public = {fn for fn, argv in deployed(password_mode).items() if "allow-unauthenticated" in flags(argv)}
-    assert public == {"scheduling"}
+    assert public == {"generation", "scheduling"}
+
+
+def test_a_member_nobody_asked_for_loses_its_invoker_role_on_the_next_deploy(tmp_path: Path) -> None:
+    eventarc = "serviceAccount:genmedia-dev-eventarc@genmedia-dev.iam.gserviceaccount.com"
+    fake_bin = make_fake_bin(tmp_path, invokers={
+        "genmedia-dev-generation": ["allUsers", "user:left-the-team@example.com"],
+        "genmedia-dev-batch": [eventarc, "serviceAccount:genmedia-dev-scheduler@genmedia-dev.iam.gserviceaccount.com"],
+        "genmedia-dev-scheduling": ["allUsers"],
+    })
+    tfvars = edited_tfvars(tmp_path, "dev", {"db_iam_auth = true": "db_iam_auth = false"})
+
+    run = run_deploy(["--env", "dev", "--config", str(tfvars)], fake_bin)
+
+    assert run.returncode == 0, run.stderr
+    removed = {(argv[2], flags(argv)["member"]) for argv in run.gcloud("functions", "remove-invoker-policy-binding")}
+    assert removed == {
+        ("genmedia-dev-generation", "user:left-the-team@example.com"),
+        ("genmedia-dev-batch", "serviceAccount:genmedia-dev-scheduler@genmedia-dev.iam.gserviceaccount.com"),
+    }
+    assert run.gcloud("functions", "add-invoker-policy-binding") == []  # the wanted ones were there
+    [policy] = [argv for argv in run.gcloud("run", "services", "get-iam-policy") if argv[3] == "genmedia-dev-batch"]
+    assert flags(policy)["filter"] == "bindings.role=roles/run.invoker"
+
+
+def test_a_producer_is_not_deployed_before_batch_subscription_dead_letters(tmp_path: Path) -> None:
+    fake_bin = make_fake_bin(tmp_path, dead_letters=False)
+
+    run = run_deploy(["--env", "dev", "--only", "generation"], fake_bin)
+
+    assert run.returncode != 0
+    assert "does not dead-letter to projects/genmedia-dev/topics/genmedia-dev-batch-dead-letter yet" in run.stderr
+    assert "./deploy.sh --env dev --only batch" in run.stderr
+    assert run.gcloud("functions", "deploy") == [] and not [c for c in run.calls if c["tool"] == "make"]
+
+
+def test_batch_subscription_dead_letters_before_any_producer_is_deployed(password_mode: DeployRun) -> None:
+    order = [(argv[0], argv[1], argv[2]) for argv in (c["argv"] for c in password_mode.calls) if len(argv) > 2]
+    update = order.index(("pubsub", "subscriptions", "update"))
+    producers = [i for i, call in enumerate(order) if call[:2] == ("functions", "deploy")
+                 and call[2] in ("genmedia-dev-generation", "genmedia-dev-scheduling")]
+    assert producers and update < min(producers)
 
 
 def test_credentials_are_checked_before_anything_runs(password_mode: DeployRun) -> None:

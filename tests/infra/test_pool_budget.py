@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from shared.config import Settings
-from tests.infra.harness import ENVIRONMENTS, INFRA, edited_tfvars, load_deploy_config, run_deploy
+from tests.infra.harness import ENVIRONMENTS, edited_tfvars, load_deploy_config, run_deploy, tfvars_file
 
 deploy_config = load_deploy_config()
 
@@ -18,7 +18,7 @@ def test_there_are_dev_and_prod_environments() -> None:
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_every_committed_environment_fits_its_pool_budget(env: str) -> None:
-    config = deploy_config.load_environment(INFRA / "environments" / env / "terraform.tfvars", env)
+    config = deploy_config.load_environment(tfvars_file(env), env)
     total, available = config.pool_budget()
     assert total == sum(f.max_instances * (f.pool_size + f.max_overflow) for f in config.functions.values())
     assert total < available == config["db_max_connections"] - config["db_connection_reserve"]
@@ -66,7 +66,7 @@ def test_dry_run_refuses_a_config_over_the_pool_budget_too(tmp_path: Path, fake_
 
 
 def test_a_config_exactly_at_the_limit_is_refused() -> None:
-    config = deploy_config.load_environment(INFRA / "environments" / "dev" / "terraform.tfvars", "dev")
+    config = deploy_config.load_environment(tfvars_file("dev"), "dev")
     total, _ = config.pool_budget()
     values = dict(config.values, db_max_connections=total + config["db_connection_reserve"])
     at_limit = deploy_config.parse_environment("dev", values)

@@ -1,4 +1,4 @@
-"""infra/: formatted, parseable, one definition per environment, least privilege, and in step with deploy.sh.
+"""infra/: formatted, parseable, one root for every environment, least privilege, in step with deploy.sh.
 
 Providers cannot be downloaded here, so `terraform validate` is out of reach; instead the HCL is parsed
 with python-hcl2, and the provider-free settings module (validation, names, pool budget) is evaluated
@@ -19,7 +19,7 @@ import hcl2
 import pytest
 
 from shared.config import Settings
-from tests.infra.harness import ENVIRONMENTS, INFRA, edited_tfvars, load_deploy_config
+from tests.infra.harness import ENVIRONMENTS, INFRA, edited_tfvars, load_deploy_config, tfvars_file
 
 deploy_config = load_deploy_config()
 TERRAFORM = shutil.which("terraform")
@@ -27,12 +27,7 @@ needs_terraform = pytest.mark.skipif(TERRAFORM is None, reason="terraform binary
 HCL_OPTIONS = hcl2.SerializationOptions(strip_string_quotes=True, explicit_blocks=False, with_comments=False)
 SETTINGS_MODULE = INFRA / "modules" / "settings"
 PLATFORM = INFRA / "modules" / "platform"
-SHARED_ROOT_FILES = ("main.tf", "settings.tf", "variables.tf", "outputs.tf")
-# Settings only Terraform uses (the platform); every other variable is read by deploy.sh too.
-TERRAFORM_ONLY = {
-    "db_tier", "db_version", "db_edition", "db_availability_type", "db_deletion_protection",
-    "db_disk_size_gb", "output_retention_days", "scheduler_cron", "scheduler_time_zone",
-}
+ROOT_FILES = ("main.tf", "outputs.tf", "variables.tf", "versions.tf")
 # Every secret the platform generates: Secret Manager secret and version resources, by resource name.
 GENERATED_SECRETS = {"db_password": "db_owner", "api_key_pepper": "api_key_pepper"}
 
@@ -61,7 +56,14 @@ def resources(directory: Path, kind: str) -> dict[str, dict[str, Any]]:
 
 
 def tfvars(env: str) -> dict[str, Any]:
-    return load_hcl(INFRA / "environments" / env / "terraform.tfvars")
+    return load_hcl(tfvars_file(env))
+
+
+def settings_call() -> str:
+    """The root's `module "settings"` block as written in main.tf (terraform fmt puts its brace at column 0)."""
+    match = re.search(r'^module "settings" \{\n.*?^\}\n', (INFRA / "main.tf").read_text(), re.M | re.S)
+    assert match, "main.tf has no module \"settings\" block"
+    return match.group(0)
 
 
 def terraform(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -74,17 +76,20 @@ def terraform(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
                           check=False)
 
 
-def evaluate_settings(var_file: Path, work: Path) -> subprocess.CompletedProcess[str]:
-    """`terraform apply` of a root made of the environment's variables and its settings module only."""
+def settings_root(work: Path) -> Path:
+    """An initialised root of the root's variables and its call of the settings module (no providers)."""
     work.mkdir(parents=True)
-    env_dir = INFRA / "environments" / "dev"
-    shutil.copy(env_dir / "variables.tf", work / "variables.tf")
-    source = json.dumps(str(SETTINGS_MODULE))
-    settings = (env_dir / "settings.tf").read_text().replace('"../../modules/settings"', source)
+    shutil.copy(INFRA / "variables.tf", work / "variables.tf")
+    settings = settings_call().replace('"./modules/settings"', json.dumps(str(SETTINGS_MODULE)))
     (work / "settings.tf").write_text(settings + '\noutput "settings" {\n  value = module.settings\n}\n')
     init = terraform("init", "-no-color", "-backend=false", cwd=work)
     assert init.returncode == 0, init.stderr
-    return terraform("apply", "-auto-approve", "-no-color", f"-var-file={var_file}", cwd=work)
+    return work
+
+
+def evaluate_settings(var_file: Path, work: Path) -> subprocess.CompletedProcess[str]:
+    """`terraform apply` of the settings module as the root calls it, for `var_file`."""
+    return terraform("apply", "-auto-approve", "-no-color", f"-var-file={var_file}", cwd=settings_root(work))
 
 
 @needs_terraform
@@ -95,29 +100,36 @@ def test_terraform_files_are_formatted() -> None:
 
 
 def test_every_terraform_file_parses() -> None:
-    files = sorted([*INFRA.rglob("*.tf"), *INFRA.rglob("*.tfvars")])
+    files = sorted([*INFRA.rglob("*.tf"), *INFRA.rglob("*.tfvars"), *INFRA.rglob("*.tfbackend")])
 
     assert len(files) > 10
     for path in files:
         assert isinstance(load_hcl(path), dict), path
 
 
-@pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_environments_differ_only_in_their_tfvars_and_state_prefix(env: str) -> None:
-    dev, here = INFRA / "environments" / "dev", INFRA / "environments" / env
+def test_one_root_module_and_each_environment_is_a_tfvars_and_a_backend_file() -> None:
+    assert sorted(p.name for p in INFRA.glob("*.tf")) == sorted(ROOT_FILES)
+    environments = INFRA / "environments"
+    assert not [p for p in environments.rglob("*") if p.is_dir() or p.suffix == ".tf"]
+    assert sorted(p.name for p in environments.iterdir()) == sorted(
+        f"{env}.{kind}" for env in ENVIRONMENTS for kind in ("tfvars", "gcs.tfbackend"))
+    for env in ENVIRONMENTS:
+        backend = load_hcl(environments / f"{env}.gcs.tfbackend")
+        assert set(backend) == {"bucket", "prefix"} and backend["prefix"] == f"genmedia/{env}", env
+    [terraform_block] = load_hcl(INFRA / "versions.tf")["terraform"]
+    assert terraform_block["backend"] == [{"gcs": {}}]  # everything comes from the .gcs.tfbackend file
 
-    for name in SHARED_ROOT_FILES:
-        assert (here / name).read_text() == (dev / name).read_text(), f"{env}/{name} differs from dev/{name}"
-    dev_versions = (dev / "versions.tf").read_text()
-    assert (here / "versions.tf").read_text() == dev_versions.replace("genmedia/dev", f"genmedia/{env}")
-    assert sorted(p.name for p in here.iterdir() if not p.name.startswith(".")) == sorted(
-        [*SHARED_ROOT_FILES, "versions.tf", "terraform.tfvars"]
-    )
+
+def test_the_root_passes_every_variable_to_the_settings_module_unchanged() -> None:
+    [settings] = [m["settings"] for m in load_hcl(INFRA / "main.tf")["module"] if "settings" in m]
+    arguments = {k: v for k, v in settings.items() if k != "source"}
+
+    assert arguments == {name: f"${{var.{name}}}" for name in blocks(INFRA, "variable")}
 
 
 def test_environment_variables_are_the_settings_module_variables_without_defaults() -> None:
     module = blocks(SETTINGS_MODULE, "variable")
-    root = blocks(INFRA / "environments" / "dev", "variable")
+    root = blocks(INFRA, "variable")
 
     assert sorted(root) == sorted(module)
     for name, spec in root.items():
@@ -139,10 +151,10 @@ def test_tfvars_state_every_variable_and_nothing_else(env: str) -> None:
     assert set(tfvars(env)) == declared
     for fn, settings in tfvars(env)["functions"].items():
         assert set(settings) >= {"memory", "cpu", "timeout_seconds", "min_instances", "max_instances",
-                                 "concurrency", "ingress", "allow_unauthenticated"}, fn
+                                 "concurrency", "ingress"}, fn
 
 
-@pytest.mark.parametrize("variable", sorted(set(tfvars("dev")) - TERRAFORM_ONLY))
+@pytest.mark.parametrize("variable", sorted(tfvars("dev")))
 def test_deploy_sh_reads_every_setting_the_functions_depend_on(variable: str) -> None:
     values = {k: v for k, v in tfvars("dev").items() if k != variable}
 
@@ -151,7 +163,7 @@ def test_deploy_sh_reads_every_setting_the_functions_depend_on(variable: str) ->
 
 
 def test_every_env_var_deploy_sh_sets_is_one_the_functions_read() -> None:
-    config = deploy_config.load_environment(INFRA / "environments" / "dev" / "terraform.tfvars", "dev")
+    config = deploy_config.load_environment(tfvars_file("dev"), "dev")
     known = {name.upper() for name in Settings.model_fields}
 
     password_mode = deploy_config.parse_environment("dev", dict(config.values, db_iam_auth=False))
@@ -169,7 +181,7 @@ def test_every_env_var_deploy_sh_sets_is_one_the_functions_read() -> None:
 @needs_terraform
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_terraform_derives_the_same_names_pools_and_budget_as_deploy_sh(env: str, tmp_path: Path) -> None:
-    var_file = INFRA / "environments" / env / "terraform.tfvars"
+    var_file = tfvars_file(env)
     applied = evaluate_settings(var_file, tmp_path / "root")
     assert applied.returncode == 0, applied.stderr
     output = terraform("output", "-json", "settings", cwd=tmp_path / "root")
@@ -190,37 +202,98 @@ def test_terraform_derives_the_same_names_pools_and_budget_as_deploy_sh(env: str
     assert (budget["total_connections"], budget["available"]) == (total, available)
 
 
+# One edit per rule of modules/settings: what Terraform says, and what deploy.sh says, about it.
+BROKEN_SETTINGS = [
+    ({"max_instances = 5\n": "max_instances = 60\n"}, "Pool budget exceeded", "pool budget exceeded in dev"),
+    ({"timeout_seconds = 540": "timeout_seconds = 541"}, "must be at most 540", "functions.batch.timeout_seconds"),
+    ({"timeout_seconds = 300": "timeout_seconds = 0"}, "functions.*.timeout_seconds must be a whole number",
+     "functions.generation.timeout_seconds: must be a whole number from 1 to 3600"),
+    ({"max_delivery_attempts = 5": "max_delivery_attempts = 4"}, "from 5 to 100", "max_delivery_attempts"),
+    ({"window_seconds = 60": "window_seconds = 0"}, "rate_limits.window_seconds must be a whole number",
+     "rate_limits.window_seconds: must be a whole number from 1 to 3600"),
+    ({"read           = 600": "read           = -1"}, "rate_limits.generate, batch_items, schedule and read",
+     "rate_limits.read: must be a whole number of at least 0"),
+    ({'cpu = "1"': 'cpu = "9"'}, "functions.*.cpu must be a number of vCPUs", "functions.generation.cpu: must be"),
+    ({'cpu = "1"': 'cpu = "0.5"'}, "a concurrency above 1 needs cpu",
+     "functions.generation.cpu: a concurrency above 1"),
+    ({'memory = "512Mi"': 'memory = "512MB"'}, "functions.*.memory must be a size", "functions.generation.memory"),
+    ({'ingress = "all"': 'ingress = "public"'}, "functions.*.ingress must be", "functions.generation.ingress"),
+    ({"concurrency = 8": "concurrency = 0"}, "functions.*.concurrency must be a whole number",
+     "functions.generation.concurrency"),
+    ({"min_instances = 0": "min_instances = 9"}, "min_instances and max_instances must be",
+     "functions.generation.max_instances: must be a whole number of at least 9"),
+    ({'ingress = "all"': 'ingress = "all"\n    db_pool_size = 0'}, "db_pool_size must be null or 1-100",
+     "functions.generation.db_pool_size"),
+    ({"generation = {": "reporting = {"}, "functions must have exactly the keys", "functions: must have exactly"),
+    ({"api_key_pepper_version = 1": "api_key_pepper_version = 0"}, "api_key_pepper_version must be a whole number",
+     "api_key_pepper_version: must be a whole number of at least 1"),
+    ({'project_id = "genmedia-dev"': 'project_id = "Genmedia_Dev"'}, "project_id must be a project ID",
+     "project_id: must be a project ID"),
+    ({'region = "europe-west1"': 'region = "europe west1"'}, "region must be a Google Cloud region", "region: must be"),
+    ({'name_prefix = "genmedia-dev"': 'name_prefix = "genmedia-development-x"'}, "name_prefix must be 4-19",
+     "name_prefix: must be 4-19"),
+    ({'runtime = "python312"': 'runtime = "python39"'}, "runtime must be python311 or python312", "runtime: must be"),
+    ({'log_level = "DEBUG"': 'log_level = "LOUD"'}, "log_level must be one of", "log_level: must be one of"),
+    ({'vertex_location = "us-central1"': 'vertex_location = "US_CENTRAL1"'}, "vertex_location must be",
+     "vertex_location: must be"),
+    ({"output_retention_days = 7": "output_retention_days = 0"}, "output_retention_days must be a whole number",
+     "output_retention_days: must be a whole number from 1 to 3650"),
+    ({'scheduler_cron = "* * * * *"': 'scheduler_cron = "* * *"'}, "scheduler_cron must be a 5-field cron",
+     "scheduler_cron: must be a 5-field cron"),
+    ({'scheduler_time_zone = "Etc/UTC"': 'scheduler_time_zone = "Etc UTC"'}, "scheduler_time_zone must be an IANA",
+     "scheduler_time_zone: must be an IANA"),
+    ({'db_tier = "db-custom-1-3840"': 'db_tier = "custom-1-3840"'}, "db_tier must be a Cloud SQL tier",
+     "db_tier: must be a Cloud SQL tier"),
+    ({'db_version = "POSTGRES_16"': 'db_version = "POSTGRES_9"'}, "db_version must be POSTGRES_15",
+     "db_version: must be one of"),
+    ({'db_edition = "ENTERPRISE"': 'db_edition = "STANDARD"'}, "db_edition must be ENTERPRISE", "db_edition: must be"),
+    ({"db_max_connections = 100": "db_max_connections = 20"}, "db_max_connections must be a whole number",
+     "db_max_connections: must be a whole number from 25"),
+    ({"db_connection_reserve = 15": "db_connection_reserve = 5"}, "db_connection_reserve must be a whole number",
+     "db_connection_reserve: must be a whole number of at least 10"),
+    ({'db_availability_type = "ZONAL"': 'db_availability_type = "GLOBAL"'}, "db_availability_type must be ZONAL",
+     "db_availability_type: must be one of"),
+    ({"db_disk_size_gb = 10": "db_disk_size_gb = 5"}, "db_disk_size_gb must be a whole number",
+     "db_disk_size_gb: must be a whole number of at least 10"),
+    ({"db_pool_timeout_seconds = 5": "db_pool_timeout_seconds = 0"}, "db_pool_timeout_seconds must be more than 0",
+     "db_pool_timeout_seconds: must be more than 0"),
+    ({"db_connect_timeout_seconds = 10": "db_connect_timeout_seconds = 500"},
+     "db_connect_timeout_seconds must be more than 0", "db_connect_timeout_seconds: must be more than 0"),
+]
+
+
+@pytest.fixture(scope="module")
+def initialised_settings_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return settings_root(tmp_path_factory.mktemp("broken-settings") / "root")
+
+
 @needs_terraform
-@pytest.mark.parametrize(
-    ("replacements", "terraform_says", "deploy_says"),
-    [
-        ({"max_instances = 5\n": "max_instances = 60\n"}, "Pool budget exceeded",
-         "pool budget exceeded in dev"),
-        ({"timeout_seconds = 540": "timeout_seconds = 541"}, "must be at most 540",
-         "functions.batch.timeout_seconds"),
-        ({"max_delivery_attempts = 5": "max_delivery_attempts = 4"}, "from 5 to 100",
-         "max_delivery_attempts"),
-        ({"allow_unauthenticated = true": "allow_unauthenticated = false"},  # scheduling's
-         "functions.scheduling.allow_unauthenticated must be true",
-         "functions.scheduling.allow_unauthenticated: must be true"),
-        ({"window_seconds = 60": "window_seconds = 0"}, "rate_limits.window_seconds must be a whole number",
-         "rate_limits.window_seconds: must be a whole number from 1 to 3600"),
-    ],
-)
+@pytest.mark.parametrize(("replacements", "terraform_says", "deploy_says"), BROKEN_SETTINGS)
 def test_terraform_and_deploy_sh_refuse_the_same_broken_settings(
-    replacements: dict[str, str], terraform_says: str, deploy_says: str, tmp_path: Path
+    replacements: dict[str, str], terraform_says: str, deploy_says: str, tmp_path: Path,
+    initialised_settings_root: Path,
 ) -> None:
     var_file = edited_tfvars(tmp_path, "dev", replacements)
 
-    applied = evaluate_settings(var_file, tmp_path / "root")
-    assert applied.returncode != 0
-    assert terraform_says in re.sub(r"\s+", " ", applied.stderr)
+    planned = terraform("plan", "-no-color", f"-var-file={var_file}", cwd=initialised_settings_root)
+    assert planned.returncode != 0
+    assert terraform_says in re.sub(r"\s+", " ", planned.stderr), planned.stderr
     with pytest.raises(deploy_config.ConfigError, match=re.escape(deploy_says)):
         deploy_config.load_environment(var_file, "dev")
 
 
+def test_every_rule_of_the_settings_module_is_broken_once_above() -> None:
+    messages = [re.sub(r"\s+", " ", v["error_message"]) for spec in blocks(SETTINGS_MODULE, "variable").values()
+                for v in spec.get("validation", [])]
+    budget = blocks(SETTINGS_MODULE, "output")["functions"]["precondition"]
+    messages += [re.sub(r"\s+", " ", c["error_message"]) for c in budget]
+
+    for message in messages:
+        assert any(says in message for _, says, _ in BROKEN_SETTINGS), f"no case breaks: {message}"
+
+
 def test_no_output_or_variable_carries_a_generated_secret() -> None:
-    for directory in [SETTINGS_MODULE, PLATFORM, INFRA / "environments" / "dev"]:
+    for directory in [SETTINGS_MODULE, PLATFORM, INFRA]:
         for name, spec in blocks(directory, "output").items():
             value = json.dumps(spec["value"])
             pattern = r"random_password|secret_data|secret_version|\.password\b|\.result\b"
@@ -248,15 +321,21 @@ def test_database_has_a_max_connections_flag_from_the_settings() -> None:
 
 def test_roles_are_least_privilege_and_nothing_is_public() -> None:
     project_roles = {r["role"] for r in resources(PLATFORM, "google_project_iam_member").values()}
-    assert project_roles == {"${each.value.role}", "roles/aiplatform.user", "roles/cloudbuild.builds.builder"}
+    assert project_roles == {
+        "${each.value.role}", "${google_project_iam_custom_role.vertex_caller.name}", "roles/cloudbuild.builds.builder",
+    }
+    [vertex_role] = resources(PLATFORM, "google_project_iam_custom_role").values()
+    assert vertex_role["permissions"] == ["aiplatform.endpoints.predict"]  # not roles/aiplatform.user
     iam_text = (PLATFORM / "iam.tf").read_text()
     assert '"roles/cloudsql.client"' in iam_text and '"roles/cloudsql.instanceUser"' in iam_text
     publishers = resources(PLATFORM, "google_pubsub_topic_iam_member")
     assert publishers["batch_publishers"]["for_each"] == '${toset(["generation", "scheduling"])}'
     assert publishers["batch_publishers"]["topic"] == "${google_pubsub_topic.batch.name}"
-    [bucket_grant] = resources(PLATFORM, "google_storage_bucket_iam_member").values()
-    assert bucket_grant["role"] == "roles/storage.objectAdmin"
-    assert bucket_grant["bucket"] == "${google_storage_bucket.outputs.name}"
+    bucket_grants = resources(PLATFORM, "google_storage_bucket_iam_member")
+    assert {name: g["role"] for name, g in bucket_grants.items()} == {
+        "runtime": "roles/storage.objectUser", "vertex_agent": "roles/storage.objectCreator",
+    }
+    assert {g["bucket"] for g in bucket_grants.values()} == {"${google_storage_bucket.outputs.name}"}
     secret_grants = resources(PLATFORM, "google_secret_manager_secret_iam_member")
     assert {name: g["secret_id"] for name, g in secret_grants.items()} == {
         "runtime": "${google_secret_manager_secret.db_password.secret_id}",
@@ -266,7 +345,42 @@ def test_roles_are_least_privilege_and_nothing_is_public() -> None:
     for path in INFRA.rglob("*.tf"):
         text = path.read_text()
         assert not re.search(r'"(allUsers|allAuthenticatedUsers)"', text), path
-        assert not re.search(r"roles/(owner|editor)\b", text), path
+        assert not re.search(r'"roles/(owner|editor|aiplatform\.user|storage\.objectAdmin)"', text), path
+
+
+def test_the_generation_function_may_sign_urls_as_itself_and_as_no_other_account() -> None:
+    grants = resources(PLATFORM, "google_service_account_iam_member")
+    token_creators = {name: g for name, g in grants.items() if g["role"] == "roles/iam.serviceAccountTokenCreator"}
+
+    signer = token_creators["generation_signs_as_itself"]
+    assert signer["service_account_id"] == '${google_service_account.this["generation"].name}'
+    assert signer["member"] == 'serviceAccount:${google_service_account.this["generation"].email}'
+    # The only other token creator: Pub/Sub's agent, signing push tokens as the Eventarc identity.
+    assert set(token_creators) == {"generation_signs_as_itself", "pubsub_signs_for_eventarc"}
+    assert token_creators["pubsub_signs_for_eventarc"]["member"] == "${local.pubsub_service_agent}"
+    project_roles = [r["role"] for r in resources(PLATFORM, "google_project_iam_member").values()]
+    assert "roles/iam.serviceAccountTokenCreator" not in project_roles
+    [apis] = load_hcl(PLATFORM / "apis.tf")["locals"]
+    assert "iamcredentials.googleapis.com" in apis["services"]
+
+
+def test_service_agents_are_created_before_they_are_granted_anything() -> None:
+    [identity] = resources(PLATFORM, "google_project_service_identity").values()
+    assert identity["provider"] == "google-beta"
+    assert identity["for_each"] == '${toset(["aiplatform", "pubsub"])}'
+    vertex = resources(PLATFORM, "google_storage_bucket_iam_member")["vertex_agent"]
+    assert vertex["member"] == 'serviceAccount:${google_project_service_identity.agents["aiplatform"].email}'
+    [iam_locals] = load_hcl(PLATFORM / "iam.tf")["locals"]
+    assert iam_locals["pubsub_service_agent"] == (
+        'serviceAccount:${google_project_service_identity.agents["pubsub"].email}')
+    for path in PLATFORM.glob("*.tf"):
+        assert "@gcp-sa-" not in path.read_text(), f"{path.name} spells a service agent's email by hand"
+
+
+def test_terraform_destroy_can_remove_database_users_that_were_granted_roles() -> None:
+    users = resources(PLATFORM, "google_sql_user")
+
+    assert {name: u.get("deletion_policy") for name, u in users.items()} == {"owner": "ABANDON", "runtime": "ABANDON"}
 
 
 def test_dead_letter_topic_and_subscription_exist_for_the_batch_topic() -> None:
@@ -296,3 +410,5 @@ def test_output_bucket_is_private_with_lifecycle_rules() -> None:
     assert bucket["public_access_prevention"] == "enforced"
     actions = [rule["action"][0]["type"] for rule in bucket["lifecycle_rule"]]
     assert actions == ["Delete", "AbortIncompleteMultipartUpload"]
+    # Outputs the lifecycle rule deletes are gone, not kept (and billed) another 7 days.
+    assert bucket["soft_delete_policy"] == [{"retention_duration_seconds": 0}]

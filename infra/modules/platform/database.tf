@@ -72,6 +72,10 @@ resource "google_sql_user" "owner" {
   instance = google_sql_database_instance.main.name
   name     = var.names.db_owner_user
   password = random_password.db_owner.result
+
+  # It owns every table, and PostgreSQL users that own or were granted anything cannot be deleted
+  # through the Cloud SQL API: `terraform destroy` forgets the user and deletes the instance instead.
+  deletion_policy = "ABANDON"
 }
 
 resource "google_secret_manager_secret" "db_password" {
@@ -109,6 +113,9 @@ resource "google_sql_user" "runtime" {
   instance = google_sql_database_instance.main.name
   name     = var.functions[each.key].db_user
   type     = "CLOUD_IAM_SERVICE_ACCOUNT"
+
+  # Granted DML by grant_db_access.py, so the Cloud SQL API cannot delete it (as for the owner).
+  deletion_policy = "ABANDON"
 
   depends_on = [google_service_account.this]
 }

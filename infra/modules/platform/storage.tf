@@ -1,4 +1,5 @@
 # Generated images and videos. Private (uniform access, public access prevention); files expire.
+# Callers download them through V4 URLs the generation function signs (see iam.tf), never publicly.
 
 resource "google_storage_bucket" "outputs" {
   project  = var.project_id
@@ -9,6 +10,12 @@ resource "google_storage_bucket" "outputs" {
   uniform_bucket_level_access = true
   public_access_prevention    = "enforced"
   force_destroy               = false
+
+  # The lifecycle rule already deletes outputs on purpose; the default 7-day soft delete would keep
+  # paying for each of them a week longer. Deleted means deleted.
+  soft_delete_policy {
+    retention_duration_seconds = 0
+  }
 
   lifecycle_rule {
     condition {
@@ -32,11 +39,20 @@ resource "google_storage_bucket" "outputs" {
   depends_on = [google_project_service.enabled]
 }
 
-# The three functions write and read outputs; objectAdmin on this bucket only, never the project.
+# The three functions write, read and list outputs: objectUser (objects only, no IAM, no bucket
+# settings) on this bucket only, never the project.
 resource "google_storage_bucket_iam_member" "runtime" {
   for_each = toset(local.runtime_functions)
 
   bucket = google_storage_bucket.outputs.name
-  role   = "roles/storage.objectAdmin"
+  role   = "roles/storage.objectUser"
   member = "serviceAccount:${google_service_account.this[each.key].email}"
+}
+
+# Imagen and Veo write their outputs here themselves (`storageUri`), as the Vertex AI service agent:
+# it may create objects in this bucket and nothing else.
+resource "google_storage_bucket_iam_member" "vertex_agent" {
+  bucket = google_storage_bucket.outputs.name
+  role   = "roles/storage.objectCreator"
+  member = "serviceAccount:${google_project_service_identity.agents["aiplatform"].email}"
 }

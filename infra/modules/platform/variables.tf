@@ -63,3 +63,8 @@ variable "api_key_pepper_functions" {
   type        = list(string)
   description = "Functions whose service accounts may read the API key pepper secret (module.settings.api_key_pepper_functions)."
 }
+
+variable "api_key_pepper_version" {
+  type        = number
+  description = "The version of the pepper secret deploy.sh pins in every function (module.settings.api_key_pepper_version)."
+}

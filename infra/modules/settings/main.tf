@@ -31,11 +31,13 @@ locals {
     db_password_secret       = "${var.name_prefix}-db-password"
     api_key_pepper_secret    = "${var.name_prefix}-api-key-pepper"
     scheduler_job            = "${var.name_prefix}-schedules-tick"
+    # Custom role IDs take letters, digits, underscores and dots only.
+    vertex_role_id = "${replace(var.name_prefix, "-", "_")}_vertex_caller"
   }
 
   # The functions that get API_KEY_PEPPER (gcloud --set-secrets) and secretAccessor on its secret:
-  # exactly those whose start-up refuses to go on without it (shared/config.py startup_problem).
-  # Today that is all three; tests/infra checks this list against the code and deploy_config.py.
+  # exactly those whose start-up refuses to go on without it (shared/config.py startup_problem),
+  # the two that check API keys. tests/infra checks this list against the code and deploy_config.py.
   api_key_pepper_functions = ["generation", "scheduling"]
 
   # The scheduling function's deterministic URL, https://<service>-<project number>.<region>.run.app.

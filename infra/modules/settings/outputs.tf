@@ -78,6 +78,11 @@ output "api_key_pepper_functions" {
   value       = local.api_key_pepper_functions
 }
 
+output "api_key_pepper_version" {
+  description = "The pinned version of the API key pepper secret (deploy.sh passes <secret>:<version>)."
+  value       = var.api_key_pepper_version
+}
+
 output "rate_limits" {
   description = "RATE_LIMIT_* of the HTTP functions (generation and scheduling)."
   value       = var.rate_limits

@@ -1,5 +1,6 @@
 # Every setting of one environment, typed and validated. The values live in
-# infra/environments/<env>/terraform.tfvars, which deploy.sh reads too (infra/scripts/deploy_config.py).
+# infra/environments/<env>.tfvars, which deploy.sh reads too (infra/scripts/deploy_config.py, which
+# applies every rule below as well, so that a bad file stops deploy.sh before anything runs).
 # No variable has a default: the tfvars file states every value, so Terraform and deploy.sh cannot
 # disagree about an unstated one.
 
@@ -105,13 +106,13 @@ variable "scheduler_time_zone" {
   }
 }
 
-variable "invoker_members" {
-  type        = list(string)
-  description = "Principals allowed to call the generation and scheduling functions (run.invoker), e.g. group:genmedia-clients@example.com; they still need an API key for /v1. deploy.sh grants them."
+variable "api_key_pepper_version" {
+  type        = number
+  description = "The version of the API key pepper secret every function reads (API_KEY_PEPPER=<secret>:<version>), pinned so that all instances hash keys alike. 1 after the first apply; change it only to rotate on purpose."
 
   validation {
-    condition     = alltrue([for m in var.invoker_members : can(regex("^(user|group|serviceAccount|domain|principal|principalSet):.+$", m))])
-    error_message = "invoker_members entries must be IAM principals such as user:x@example.com, group:x@example.com or serviceAccount:x@p.iam.gserviceaccount.com (allUsers is never accepted here; see functions.*.allow_unauthenticated)."
+    condition     = var.api_key_pepper_version >= 1 && floor(var.api_key_pepper_version) == var.api_key_pepper_version
+    error_message = "api_key_pepper_version must be a whole number of at least 1 (a Secret Manager version; 1 after the first apply)."
   }
 }
 
@@ -242,23 +243,21 @@ variable "functions" {
     Per-function settings, keyed generation, batch, scheduling. memory and cpu as gcloud takes them
     ("512Mi", "1"); timeout_seconds (at most 540 for the event-driven batch function); min/max
     instances; concurrency = requests one instance serves at once (also FUNCTION_CONCURRENCY);
-    ingress = all | internal-only | internal-and-gclb; allow_unauthenticated opens the function to
-    allUsers (never batch; always scheduling, whose :tick verifies Cloud Scheduler's OIDC token
-    itself; /v1 routes need an API key either way); db_pool_size / db_max_overflow override the
+    ingress = all | internal-only | internal-and-gclb; db_pool_size / db_max_overflow override the
     pool derived from concurrency (pool = clamp(ceil(concurrency/2), 1, 5), overflow =
-    clamp(concurrency - pool, 0, 5)).
+    clamp(concurrency - pool, 0, 5)). Who may call a function is not a setting: generation and
+    scheduling are public and check API keys themselves, batch only takes its Eventarc trigger.
   EOT
   type = map(object({
-    memory                = string
-    cpu                   = string
-    timeout_seconds       = number
-    min_instances         = number
-    max_instances         = number
-    concurrency           = number
-    ingress               = string
-    allow_unauthenticated = bool
-    db_pool_size          = optional(number)
-    db_max_overflow       = optional(number)
+    memory          = string
+    cpu             = string
+    timeout_seconds = number
+    min_instances   = number
+    max_instances   = number
+    concurrency     = number
+    ingress         = string
+    db_pool_size    = optional(number)
+    db_max_overflow = optional(number)
   }))
 
   validation {
@@ -308,19 +307,6 @@ variable "functions" {
   validation {
     condition     = alltrue([for f in values(var.functions) : contains(["all", "internal-only", "internal-and-gclb"], f.ingress)])
     error_message = "functions.*.ingress must be all, internal-only or internal-and-gclb."
-  }
-
-  validation {
-    condition     = !try(var.functions["batch"].allow_unauthenticated, false)
-    error_message = "functions.batch.allow_unauthenticated must be false: only its Eventarc trigger may call it."
-  }
-
-  validation {
-    # Cloud Run strips the signature of the ID token it checks for IAM before the request reaches the
-    # code, so :tick could never verify Cloud Scheduler's OIDC token behind IAM. Every /v1 route of
-    # scheduling checks an API key or that token itself.
-    condition     = try(var.functions["scheduling"].allow_unauthenticated, true)
-    error_message = "functions.scheduling.allow_unauthenticated must be true: :tick verifies Cloud Scheduler's OIDC token itself, and Cloud Run removes that token's signature when it checks IAM (every /v1 route still needs an API key or that token)."
   }
 
   validation {

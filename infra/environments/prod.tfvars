@@ -1,6 +1,6 @@
-# The prod environment: the one place its settings live. Terraform reads it (terraform plan/apply in
-# this directory) and deploy.sh reads it (./deploy.sh --env prod). Every value is stated; nothing
-# relies on a default.
+# The prod environment: the one place its settings live. Terraform reads it (make tf ENV=prod, with
+# its state in prod.gcs.tfbackend) and deploy.sh reads it (./deploy.sh --env prod). Every value is
+# stated; nothing relies on a default.
 
 project_id  = "genmedia-prod"
 region      = "europe-west1"
@@ -13,7 +13,10 @@ max_delivery_attempts = 5
 output_retention_days = 30
 scheduler_cron        = "* * * * *"
 scheduler_time_zone   = "Etc/UTC"
-invoker_members       = []
+
+# Every function reads this one version of the pepper secret Terraform made (1 after the first
+# apply). Never add a version by hand: every API key issued so far would stop working.
+api_key_pepper_version = 1
 
 # Per API key, shared by every instance; 0 = unlimited. These are the code's defaults.
 rate_limits = {
@@ -39,24 +42,22 @@ db_connect_timeout_seconds = 10
 # Pool budget: 20 x (4 + 4) + 30 x (2 + 2) + 3 x (2 + 2) = 292 connections, below 400 - 20 = 380.
 functions = {
   generation = {
-    memory                = "1Gi"
-    cpu                   = "1"
-    timeout_seconds       = 300
-    min_instances         = 1
-    max_instances         = 20
-    concurrency           = 8
-    ingress               = "all"
-    allow_unauthenticated = false
+    memory          = "1Gi"
+    cpu             = "1"
+    timeout_seconds = 300
+    min_instances   = 1
+    max_instances   = 20
+    concurrency     = 8
+    ingress         = "all"
   }
   batch = {
-    memory                = "1Gi"
-    cpu                   = "1"
-    timeout_seconds       = 540
-    min_instances         = 0
-    max_instances         = 30
-    concurrency           = 4
-    ingress               = "internal-only"
-    allow_unauthenticated = false
+    memory          = "1Gi"
+    cpu             = "1"
+    timeout_seconds = 540
+    min_instances   = 0
+    max_instances   = 30
+    concurrency     = 4
+    ingress         = "internal-only"
   }
   scheduling = {
     memory          = "512Mi"
@@ -66,7 +67,5 @@ functions = {
     max_instances   = 3
     concurrency     = 4
     ingress         = "all"
-    # Public: :tick verifies Cloud Scheduler's OIDC token itself, every /v1 route needs an API key.
-    allow_unauthenticated = true
   }
 }

@@ -1,6 +1,6 @@
-# The dev environment: the one place its settings live. Terraform reads it (terraform plan/apply in
-# this directory) and deploy.sh reads it (./deploy.sh --env dev). Every value is stated; nothing
-# relies on a default.
+# The dev environment: the one place its settings live. Terraform reads it (make tf ENV=dev, with
+# its state in dev.gcs.tfbackend) and deploy.sh reads it (./deploy.sh --env dev). Every value is
+# stated; nothing relies on a default.
 
 project_id  = "genmedia-dev"
 region      = "europe-west1"
@@ -13,7 +13,10 @@ max_delivery_attempts = 5
 output_retention_days = 7
 scheduler_cron        = "* * * * *"
 scheduler_time_zone   = "Etc/UTC"
-invoker_members       = []
+
+# Every function reads this one version of the pepper secret Terraform made (1 after the first
+# apply). Never add a version by hand: every API key issued so far would stop working.
+api_key_pepper_version = 1
 
 # Per API key, shared by every instance; 0 = unlimited. These are the code's defaults.
 rate_limits = {
@@ -39,24 +42,22 @@ db_connect_timeout_seconds = 10
 # Pool budget: 5 x (4 + 4) + 5 x (2 + 2) + 2 x (2 + 2) = 68 connections, below 100 - 15 = 85.
 functions = {
   generation = {
-    memory                = "512Mi"
-    cpu                   = "1"
-    timeout_seconds       = 300
-    min_instances         = 0
-    max_instances         = 5
-    concurrency           = 8
-    ingress               = "all"
-    allow_unauthenticated = false
+    memory          = "512Mi"
+    cpu             = "1"
+    timeout_seconds = 300
+    min_instances   = 0
+    max_instances   = 5
+    concurrency     = 8
+    ingress         = "all"
   }
   batch = {
-    memory                = "512Mi"
-    cpu                   = "1"
-    timeout_seconds       = 540
-    min_instances         = 0
-    max_instances         = 5
-    concurrency           = 4
-    ingress               = "internal-only"
-    allow_unauthenticated = false
+    memory          = "512Mi"
+    cpu             = "1"
+    timeout_seconds = 540
+    min_instances   = 0
+    max_instances   = 5
+    concurrency     = 4
+    ingress         = "internal-only"
   }
   scheduling = {
     memory          = "512Mi"
@@ -66,7 +67,5 @@ functions = {
     max_instances   = 2
     concurrency     = 4
     ingress         = "all"
-    # Public: :tick verifies Cloud Scheduler's OIDC token itself, every /v1 route needs an API key.
-    allow_unauthenticated = true
   }
 }

@@ -1,5 +1,5 @@
-# The environment's settings; values in terraform.tfvars (also read by deploy.sh), rules and
-# validation in infra/modules/settings. Kept identical in every environment (a test checks).
+# The environment's settings, declared once for every environment; the values live in
+# environments/<env>.tfvars (also read by deploy.sh), the rules and validation in modules/settings.
 
 variable "project_id" {
   type        = string
@@ -51,9 +51,9 @@ variable "scheduler_time_zone" {
   description = "IANA time zone of scheduler_cron (the tick itself works in UTC; this only matters for non-minute crons)."
 }
 
-variable "invoker_members" {
-  type        = list(string)
-  description = "Principals allowed to call the generation and scheduling functions (run.invoker), e.g. group:genmedia-clients@example.com; they still need an API key for /v1. deploy.sh grants them."
+variable "api_key_pepper_version" {
+  type        = number
+  description = "The version of the API key pepper secret every function reads (API_KEY_PEPPER=<secret>:<version>), pinned so that all instances hash keys alike. 1 after the first apply; change it only to rotate on purpose."
 }
 
 variable "rate_limits" {
@@ -127,22 +127,20 @@ variable "functions" {
     Per-function settings, keyed generation, batch, scheduling. memory and cpu as gcloud takes them
     ("512Mi", "1"); timeout_seconds (at most 540 for the event-driven batch function); min/max
     instances; concurrency = requests one instance serves at once (also FUNCTION_CONCURRENCY);
-    ingress = all | internal-only | internal-and-gclb; allow_unauthenticated opens the function to
-    allUsers (never batch; always scheduling, whose :tick verifies Cloud Scheduler's OIDC token
-    itself; /v1 routes need an API key either way); db_pool_size / db_max_overflow override the
+    ingress = all | internal-only | internal-and-gclb; db_pool_size / db_max_overflow override the
     pool derived from concurrency (pool = clamp(ceil(concurrency/2), 1, 5), overflow =
-    clamp(concurrency - pool, 0, 5)).
+    clamp(concurrency - pool, 0, 5)). Who may call a function is not a setting: generation and
+    scheduling are public and check API keys themselves, batch only takes its Eventarc trigger.
   EOT
   type = map(object({
-    memory                = string
-    cpu                   = string
-    timeout_seconds       = number
-    min_instances         = number
-    max_instances         = number
-    concurrency           = number
-    ingress               = string
-    allow_unauthenticated = bool
-    db_pool_size          = optional(number)
-    db_max_overflow       = optional(number)
+    memory          = string
+    cpu             = string
+    timeout_seconds = number
+    min_instances   = number
+    max_instances   = number
+    concurrency     = number
+    ingress         = string
+    db_pool_size    = optional(number)
+    db_max_overflow = optional(number)
   }))
 }
