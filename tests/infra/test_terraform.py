@@ -333,8 +333,10 @@ def test_roles_are_least_privilege_and_nothing_is_public() -> None:
     assert publishers["batch_publishers"]["topic"] == "${google_pubsub_topic.batch.name}"
     bucket_grants = resources(PLATFORM, "google_storage_bucket_iam_member")
     assert {name: g["role"] for name, g in bucket_grants.items()} == {
-        "runtime": "roles/storage.objectUser", "vertex_agent": "roles/storage.objectCreator",
+        "runtime": "roles/storage.objectUser", "vertex_agent": "${each.value}",
     }
+    assert bucket_grants["vertex_agent"]["for_each"] == (
+        '${toset(["roles/storage.objectCreator", "roles/storage.objectViewer"])}')
     assert {g["bucket"] for g in bucket_grants.values()} == {"${google_storage_bucket.outputs.name}"}
     secret_grants = resources(PLATFORM, "google_secret_manager_secret_iam_member")
     assert {name: g["secret_id"] for name, g in secret_grants.items()} == {

@@ -49,10 +49,13 @@ resource "google_storage_bucket_iam_member" "runtime" {
   member = "serviceAccount:${google_service_account.this[each.key].email}"
 }
 
-# Imagen and Veo write their outputs here themselves (`storageUri`), as the Vertex AI service agent:
-# it may create objects in this bucket and nothing else.
+# Vertex AI works on this bucket as its service agent: Imagen and Veo write their outputs here
+# themselves (`storageUri`: objectCreator), and read the images a request passes by gs:// URI (a
+# first frame, an image to edit, reference images: objectViewer). Nothing else, and no other bucket.
 resource "google_storage_bucket_iam_member" "vertex_agent" {
+  for_each = toset(["roles/storage.objectCreator", "roles/storage.objectViewer"])
+
   bucket = google_storage_bucket.outputs.name
-  role   = "roles/storage.objectCreator"
+  role   = each.value
   member = "serviceAccount:${google_project_service_identity.agents["aiplatform"].email}"
 }
