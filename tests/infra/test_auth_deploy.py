@@ -71,7 +71,7 @@ def secrets_of(argv: list[str]) -> dict[str, str]:
 def full_deploy(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> DeployRun:
     """All of dev in each database auth mode: a real run against the fakes with the owner's password,
     and a dry run with IAM database auth (a real one would grant on a real database, see
-    test_deploy_fake_gcloud.py)."""
+    test_deploy_for_real.py, which runs both modes against the embedded PostgreSQL)."""
     tmp = tmp_path_factory.mktemp(f"auth-{request.param}")
     if request.param == "password":
         args = ["--env", "dev", "--config", str(password_mode_tfvars(tmp))]
