@@ -19,6 +19,16 @@ def retry_after_seconds(err: GenmediaError) -> int | None:
     return max(1, math.ceil(err.retry_after or 1))
 
 
+def _public_message(err: GenmediaError) -> str:
+    """The message, masked. A field error's `field: description` is masked part by part: joined,
+    our own words read like a secret (`page_token: is not a token` -> `page_token: [REDACTED] ...`)."""
+    if err.violations:
+        first = err.violations[0]
+        if err.message == f"{first.field}: {first.description}":
+            return f"{mask_text(first.field)}: {mask_text(first.description)}"
+    return mask_text(err.message)
+
+
 def error_body(err: GenmediaError, request_id: str | None) -> dict[str, Any]:
     """The `{"error": {...}}` body for `err`: code, status, message, and typed details.
 
@@ -48,7 +58,7 @@ def error_body(err: GenmediaError, request_id: str | None) -> dict[str, Any]:
         "error": {
             "code": err.http_status,
             "status": err.grpc_status,
-            "message": mask_text(err.message),
+            "message": _public_message(err),
             "details": details,
         }
     }

@@ -15,7 +15,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from shared.exceptions import NotFoundError
-from shared.jobs import rfc3339
+from shared.jobs import rfc3339, shown_id
 from shared.media.request import GenerationRequest
 from shared.outbox import enqueue
 from shared.tables import BatchRow, JobRow
@@ -92,7 +92,7 @@ def get_batch(session: Session, batch_id: str, *, owner_id: str | None = None) -
     """The batch with its counts, or NotFoundError (also for another owner's batch)."""
     row = session.get(BatchRow, batch_id)
     if row is None or (owner_id is not None and row.owner_id != owner_id):
-        raise NotFoundError(f"batch {batch_id[:64]} not found")
+        raise NotFoundError(f"batch {shown_id(batch_id)} not found")
     grouped = session.execute(
         select(JobRow.status, func.count(), func.max(JobRow.updated_at))
         .where(JobRow.batch_id == batch_id).group_by(JobRow.status)

@@ -7,6 +7,7 @@ line per request.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import re
@@ -31,6 +32,8 @@ from shared.exceptions import (
     UnsupportedMediaTypeError,
     ValidationError,
 )
+from shared.masking import mask_text
+from shared.request_masking import mask_and_cut, mask_query
 from shared.trace import trace_from_headers
 
 __all__ = ["Route", "Router", "http_app", "install_error_handlers", "json_response", "read_json"]
@@ -107,7 +110,7 @@ class Router:
             raised.metadata["allow"] = ", ".join(sorted(err.valid_methods or []))
             raise raised from None
         except HTTPException:
-            raise NotFoundError(f"no route for {request.method} {request.path[:200]}") from None
+            raise NotFoundError(f"no route for {request.method} {mask_and_cut(request.path, 200)}") from None
         return self._call(str(endpoint), request, dict(args))
 
     def _call(self, endpoint: str, request: flask.Request, args: dict[str, Any]) -> flask.Response:
@@ -195,9 +198,16 @@ def read_json(request: flask.Request) -> dict[str, Any]:
     return data
 
 
+def _client_token(value: str | None) -> str | None:
+    """A client-supplied id (X-Request-Id, Function-Execution-Id) when it is a sane token and not
+    shaped like a secret: it is echoed in headers, error bodies and every log line."""
+    if value and _SANE_REQUEST_ID.match(value) and mask_text(value) == value:
+        return value
+    return None
+
+
 def _request_id(request: flask.Request) -> str:
-    given = request.headers.get("X-Request-Id", "")
-    return given if _SANE_REQUEST_ID.match(given) else uuid.uuid4().hex
+    return _client_token(request.headers.get("X-Request-Id")) or uuid.uuid4().hex
 
 
 def error_response(err: GenmediaError, request_id: str | None) -> flask.Response:
@@ -247,11 +257,24 @@ def handle_exception(exc: BaseException, request_id: str | None) -> flask.Respon
 
 
 def _request_url(request: flask.Request) -> str:
-    # Path and raw query: werkzeug's `request.url` re-encodes the whole URL (costly per request).
+    # Path and raw query (werkzeug's `request.url` re-encodes the whole URL, costly per request),
+    # each masked as the application reads it (the query decoded), and only then cut.
     environ = request.environ
-    query = str(environ.get("QUERY_STRING", ""))
-    url = str(environ.get("PATH_INFO", "")) + ("?" + query if query else "")
+    query = mask_query(str(environ.get("QUERY_STRING", "")))
+    url = mask_and_cut(str(environ.get("PATH_INFO", "")), 2000) + ("?" + query if query else "")
     return url[:2000]
+
+
+def _remote_ip(request: flask.Request) -> str:
+    """The address the platform saw: the last X-Forwarded-For entry (the one Cloud Run's front end
+    appends; earlier ones are whatever the client wrote), else the socket's peer, and only an IP."""
+    forwarded = request.headers.get("X-Forwarded-For", "")
+    for candidate in (forwarded.rsplit(",", 1)[-1].strip(), request.remote_addr or ""):
+        try:
+            return str(ipaddress.ip_address(candidate))
+        except ValueError:
+            continue
+    return ""
 
 
 def _log_request(request: flask.Request, status: int, started: float) -> None:
@@ -259,7 +282,7 @@ def _log_request(request: flask.Request, status: int, started: float) -> None:
     _log.info(
         "%s %s %s",
         request.method,
-        request.path[:200],
+        mask_and_cut(request.path, 200),
         status,
         extra={
             "httpRequest": {
@@ -267,8 +290,8 @@ def _log_request(request: flask.Request, status: int, started: float) -> None:
                 "requestUrl": _request_url(request),
                 "status": status,
                 "latency": f"{latency:.6f}s",
-                "userAgent": request.headers.get("User-Agent", "")[:500],
-                "remoteIp": request.headers.get("X-Forwarded-For", request.remote_addr or "").split(",")[0].strip(),
+                "userAgent": mask_and_cut(request.headers.get("User-Agent", ""), 500),
+                "remoteIp": _remote_ip(request),
             }
         },
     )
@@ -284,7 +307,8 @@ def http_app(router: Router) -> Callable[[flask.Request], flask.Response]:
         trace = trace_from_headers(request.headers)
         context.bind(
             request_id=request_id,
-            execution_id=request.headers.get("Function-Execution-Id"),
+            # Client-supplied like X-Request-Id: it groups lines, it proves nothing (see README, Logs).
+            execution_id=_client_token(request.headers.get("Function-Execution-Id")) or uuid.uuid4().hex[:12],
             trace_id=trace.trace_id if trace else None,
             span_id=trace.span_id if trace else None,
             trace_sampled=trace.sampled if trace else None,

@@ -6,6 +6,7 @@ poller or a retried request can never move a job twice or out of a final status.
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -69,6 +70,15 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex}"
 
 
+_OUR_ID = re.compile(r"^[a-z]{3}_[0-9a-f]{32}(?:_[0-9]{4})?$")
+
+
+def shown_id(resource_id: str) -> str:
+    """An id as a message may echo it: ours have one shape (`gen_<32 hex>`, items `bat_<hex>_0001`);
+    anything else came from the client and may be anything, a secret included, so it is not echoed."""
+    return resource_id if _OUR_ID.match(resource_id) else "(not an id of ours)"
+
+
 def now() -> datetime:
     """The current time, timezone-aware UTC."""
     return datetime.now(UTC)
@@ -97,7 +107,7 @@ def get_job(session: Session, job_id: str, *, owner_id: str | None = None) -> Jo
     """The job, or NotFoundError (also for another owner's job)."""
     row = session.get(JobRow, job_id)
     if row is None or (owner_id is not None and row.owner_id != owner_id):
-        raise NotFoundError(f"generation {job_id[:64]} not found")
+        raise NotFoundError(f"generation {shown_id(job_id)} not found")
     return row
 
 

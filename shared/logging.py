@@ -22,6 +22,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from shared import context
 from shared.masking import mask_text, mask_value
+from shared.request_masking import mask_and_cut
 
 if TYPE_CHECKING:
     from shared.config import Settings
@@ -117,7 +118,8 @@ def add_exception(record: logging.LogRecord, event: Event) -> Event:
     if record.stack_info:
         parts.append(record.stack_info)
     if parts:
-        text = "\n".join(parts)
+        # Masked before the cut below keeps its end: a secret across the cut would lose its start.
+        text = mask_text("\n".join(parts))
         if len(text) > MAX_FIELD_CHARS:
             text = f"...[truncated {len(text) - MAX_FIELD_CHARS + 64} chars]\n{text[-MAX_FIELD_CHARS + 64:]}"
         event["stack_trace"] = text
@@ -164,7 +166,8 @@ def _render_context(bound: dict[str, Any], execution: object, project: str) -> E
         fields["execution_id"] = execution_id
         fields[LABELS] = {"execution_id": execution_id}  # where functions-framework puts it
     # Context values are short tokens: masking each string beats a recursive walk per request.
-    fields = {k: (mask_text(str(v)[:256]) if k != LABELS else {"execution_id": mask_text(str(execution_id))})
+    # Masked whole, then cut: a cut first could leave a secret's start without what makes it one.
+    fields = {k: (mask_and_cut(str(v), 256) if k != LABELS else {"execution_id": mask_and_cut(str(execution_id), 256)})
               for k, v in fields.items()}
     trace_id = bound.get("trace_id")
     if isinstance(trace_id, str) and trace_id:

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["MASK", "is_sensitive_key", "mask_text", "mask_value"]
+__all__ = ["CUT_SLACK", "MASK", "is_sensitive_key", "mask_text", "mask_value"]
 
 MASK = "[REDACTED]"
 
@@ -92,7 +92,9 @@ _ALTERNATIVES: tuple[tuple[str, str], ...] = (
     ("cookie", rf"""[Cc][Oo][Oo][Kk][Ii][Ee]{_SEP}(?P<secret>[^\r\n"'\\]+)"""),
     *(("kv", pattern) for pattern in _kv_alternatives()),
     # An AWS secret access key on its own: exactly 40 base64 characters mixing cases and digits.
-    ("aws_secret", r"(?<![A-Za-z0-9+=])(?=[A-Za-z0-9/+]{40}(?![A-Za-z0-9+=]))(?=[a-z0-9/+]{0,39}[A-Z])"
+    # Not followed by "." either: a path's 40 characters before a dotted token (a JWT, a Discord
+    # token) would otherwise be masked in place of the token, leaving the token itself visible.
+    ("aws_secret", r"(?<![A-Za-z0-9+=])(?=[A-Za-z0-9/+]{40}(?![A-Za-z0-9+=.]))(?=[a-z0-9/+]{0,39}[A-Z])"
                    r"(?=[A-Z0-9/+]{0,39}[a-z])(?=[A-Za-z/+]{0,39}[0-9])[A-Za-z0-9/+]{40}"),
 )
 # Each alternative ends in an empty group `t<i>` (a group at its start would defeat the fast reject).
@@ -153,6 +155,8 @@ _MIN_LEN = 8
 _CACHE: dict[str, str] = {}
 _CACHE_MAX_ITEMS = 4096
 _CACHE_MAX_CHARS = 512
+# Characters past a cut that masking still reads: more than any secret's recognisable context.
+CUT_SLACK = 4096
 
 
 def _keyword_before(lowered: bytes, classes: bytes, separator: bytes) -> bool:
@@ -254,7 +258,7 @@ class _Walk:
         limit = self.max_chars
         if limit is not None and len(text) > limit:
             # Mask with some slack first, so a secret cut at the limit is still recognised whole.
-            cut = mask_text(text[: limit + 512])[:limit]
+            cut = mask_text(text[: limit + CUT_SLACK])[:limit]
             return f"{cut}...[truncated {len(text) - limit} chars]"
         return mask_text(text)
 

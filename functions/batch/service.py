@@ -18,7 +18,7 @@ from shared.database import session_scope
 from shared.events import MalformedMessageError, PubSubMessage
 from shared.exceptions import GenmediaError
 from shared.generation import fail_job, run_generation
-from shared.jobs import JobError, claim_item, release_item
+from shared.jobs import JobError, claim_item, release_item, shown_id
 
 _log = logging.getLogger("genmedia.batch")
 
@@ -39,7 +39,7 @@ def process_item(message: PubSubMessage) -> None:
         state, attempts = claim_item(session, item.item_id, lease_seconds=settings.job_lease_seconds)
     attempts = max(attempts, message.delivery_attempt or 0)
     if state == "missing":
-        raise MalformedMessageError(f"item {item.item_id[:80]} does not exist")
+        raise MalformedMessageError(f"item {shown_id(item.item_id)} of batch {shown_id(item.batch_id)} does not exist")
     if state == "finished":
         _log.info("duplicate delivery acknowledged", extra={"item_id": item.item_id})
         return

@@ -19,7 +19,7 @@ from shared.config import get_settings
 from shared.database import session_scope
 from shared.exceptions import GenmediaError, NotFoundError, ServiceUnavailableError, ValidationError
 from shared.idempotency import replayed
-from shared.jobs import JobError, new_id
+from shared.jobs import JobError, new_id, shown_id
 from shared.media.capabilities import resolve_all
 from shared.media.request import GenerationRequest
 from shared.tables import ScheduleRow, ScheduleRunRow
@@ -136,7 +136,7 @@ def _check_owner_cap(session: Session, owner_id: str, size: int) -> None:
 def _get(session: Session, schedule_id: str, owner_id: str, *, lock: bool = False) -> ScheduleRow:
     row = session.get(ScheduleRow, schedule_id, with_for_update=lock)
     if row is None or row.owner_id != owner_id:
-        raise NotFoundError(f"schedule {schedule_id[:64]} not found")
+        raise NotFoundError(f"schedule {shown_id(schedule_id)} not found")
     return row
 
 
