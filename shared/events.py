@@ -62,6 +62,8 @@ class PubSubMessage:
             return json.loads(self.data.decode("utf-8"))
         except (UnicodeDecodeError, ValueError):
             raise MalformedMessageError(detail="data is not UTF-8 JSON") from None
+        except RecursionError:  # nested past the parser's limit: no redelivery can parse it either
+            raise MalformedMessageError(detail="data is nested too deeply") from None
 
 
 def _decode_data(value: Any) -> bytes:
@@ -80,7 +82,7 @@ def message_from_envelope(envelope: Any, fallback_id: str | None = None) -> PubS
     if isinstance(envelope, (bytes, bytearray)):
         try:
             envelope = json.loads(envelope)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise MalformedMessageError(detail="event data is not JSON") from None
     message = envelope.get("message") if isinstance(envelope, dict) else None
     if not isinstance(message, dict):

@@ -176,16 +176,19 @@ def claim_due_videos(session: Session, *, limit: int, base: float, cap: float) -
 ClaimState = Literal["claimed", "finished", "busy", "missing"]
 
 
-def claim_item(session: Session, job_id: str, *, lease_seconds: float) -> tuple[ClaimState, int]:
+def claim_item(session: Session, job_id: str, *, lease_seconds: float,
+               batch_id: str | None = None) -> tuple[ClaimState, int]:
     """Take a batch item for one delivery: (state, attempts so far including this one).
 
     `finished`: already final, or a video whose operation has started (a duplicate: ack it).
     `busy`: another delivery holds an unexpired lease (nack: it comes back later).
+    `missing`: no such job, or (with `batch_id`) not an item of that batch.
     """
     lease = func.now() + func.make_interval(0, 0, 0, 0, 0, 0, lease_seconds)
+    of_batch = (JobRow.batch_id == batch_id,) if batch_id is not None else ()
     attempts = session.execute(
         update(JobRow)
-        .where(JobRow.id == job_id, JobRow.status.in_(ACTIVE), JobRow.operation_name.is_(None),
+        .where(JobRow.id == job_id, *of_batch, JobRow.status.in_(ACTIVE), JobRow.operation_name.is_(None),
                (JobRow.lease_until.is_(None)) | (JobRow.lease_until < func.now()))
         .values(attempts=JobRow.attempts + 1, status="running", lease_until=lease, updated_at=func.now())
         .returning(JobRow.attempts)
@@ -193,7 +196,7 @@ def claim_item(session: Session, job_id: str, *, lease_seconds: float) -> tuple[
     if attempts is not None:
         return "claimed", attempts
     row = session.get(JobRow, job_id)
-    if row is None:
+    if row is None or (batch_id is not None and row.batch_id != batch_id):
         return "missing", 0
     if row.status not in ACTIVE or row.operation_name is not None:
         return "finished", row.attempts

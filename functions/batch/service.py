@@ -25,9 +25,11 @@ _log = logging.getLogger("genmedia.batch")
 
 def parse_item(message: PubSubMessage) -> BatchItemMessage:
     """The item payload, or MalformedMessageError (acked: a retry cannot fix it)."""
+    data = message.json()
     try:
-        return BatchItemMessage.model_validate(message.json())
-    except pydantic.ValidationError:
+        return BatchItemMessage.model_validate(data)
+    except (pydantic.ValidationError, RecursionError, ValueError, TypeError):
+        # Parsing failures of any kind are permanent: acknowledged with an ERROR line, never looped.
         raise MalformedMessageError(detail="data is not a batch item payload") from None
 
 
@@ -36,7 +38,9 @@ def process_item(message: PubSubMessage) -> None:
     item = parse_item(message)
     settings = get_settings()
     with session_scope() as session:
-        state, attempts = claim_item(session, item.item_id, lease_seconds=settings.job_lease_seconds)
+        # The batch too: a message must not run a job of another batch (or a single generation).
+        state, attempts = claim_item(session, item.item_id, batch_id=item.batch_id,
+                                     lease_seconds=settings.job_lease_seconds)
     attempts = max(attempts, message.delivery_attempt or 0)
     if state == "missing":
         raise MalformedMessageError(f"item {shown_id(item.item_id)} of batch {shown_id(item.batch_id)} does not exist")

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from shared import config
 from shared.batches import NewBatch, create_batches
@@ -300,3 +301,29 @@ def test_unexpected_error_is_redelivered_then_fails_the_item_at_max_attempts(
     item = stored("bat_drift_0000")
     assert (item["status"], item["attempts"]) == ("failed", 2)
     assert item["error"] is not None
+
+
+@pytest.mark.parametrize("depth", [1_000, 100_000])
+def test_a_deeply_nested_message_is_acked_with_one_error_line(batch: Any, depth: int) -> None:
+    """Data nested past the parser's recursion limit: acked (a redelivery cannot parse it either)."""
+    data = b'{"batch_id": "bat_sample", "item_id": "bat_sample_0000", "request": ' + b"[" * depth + b"]" * depth + b"}"
+    with capture_logs() as logs:
+        response = batch.post("/", json=push_body(data, message_id="4545"))
+    assert 200 <= response.status_code < 300  # the probe saw 503, redelivered until dead-lettered
+    assert [line["request_id"] for line in logs if line["severity"] == "ERROR"] == ["4545"]
+    assert stored("bat_sample_0000")["status"] == "queued"
+
+
+def test_a_message_naming_a_job_outside_its_batch_does_not_run_it(batch: Any) -> None:
+    """A running job named with another batch's id: not claimed, not re-run (a second billed call)."""
+    make_batch(["another"], batch_id="bat_other")
+    with session_scope() as session:
+        session.execute(sa.text("UPDATE jobs SET status = 'running', lease_until = now() - interval '1 s' "
+                                "WHERE id = 'bat_other_0000'"))
+    data = json.dumps({"batch_id": SAMPLE_BATCH, "item_id": "bat_other_0000", "request": {}}).encode()
+    with capture_logs() as logs:
+        response = batch.post("/", json=push_body(data, message_id="4646"))
+    assert response.status_code == 200
+    assert [line["request_id"] for line in logs if line["severity"] == "ERROR"] == ["4646"]
+    after = stored("bat_other_0000")
+    assert (after["status"], after["attempts"], after["outputs"]) == ("running", 0, [])
