@@ -149,6 +149,7 @@ def create_key(session: Session, name: str, scopes: Iterable[str], *, pepper: st
     session.add(row)
     session.flush()
     session.refresh(row)
+    _cache.forget(key_id)  # this instance may have cached the id as unknown
     return f"{KEY_PREFIX}{key_id}_{secret}", _record(row)
 
 
@@ -194,27 +195,31 @@ def parse_authorization(header: str | None) -> tuple[str, str]:
 
 
 class _KeyCache:
-    """A bounded LRU of verified records by key id, each valid only with the hash it was verified by."""
+    """A bounded LRU of looked-up key ids -> stored record, or None for an id that does not exist.
+
+    Unknown ids and wrong secrets are cached alike (the secret is checked on every request, never
+    cached), so neither costs a database lookup per attempt and both take the same time.
+    """
 
     def __init__(self, max_entries: int) -> None:
         self._max = max_entries
-        self._entries: OrderedDict[str, tuple[str, ApiKeyRecord, float]] = OrderedDict()
+        self._entries: OrderedDict[str, tuple[ApiKeyRecord | None, float]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key_id: str, secret_hash: str) -> ApiKeyRecord | None:
+    def get(self, key_id: str) -> tuple[bool, ApiKeyRecord | None]:
+        """(found, record): found is False when the id must be looked up."""
         now = time.monotonic()
         with self._lock:
             entry = self._entries.get(key_id)
-            if entry is None or entry[2] <= now:
-                return None
+            if entry is None or entry[1] <= now:
+                return False, None
             self._entries.move_to_end(key_id)
-        stored_hash, record, _ = entry
-        return record if hmac.compare_digest(stored_hash, secret_hash) else None
+        return True, entry[0]
 
-    def put(self, record: ApiKeyRecord, ttl: float) -> None:
+    def put(self, key_id: str, record: ApiKeyRecord | None, ttl: float) -> None:
         with self._lock:
-            self._entries[record.id] = (record.secret_hash, record, time.monotonic() + ttl)
-            self._entries.move_to_end(record.id)
+            self._entries[key_id] = (record, time.monotonic() + ttl)
+            self._entries.move_to_end(key_id)
             while len(self._entries) > self._max:
                 self._entries.popitem(last=False)
 
@@ -237,15 +242,14 @@ def clear_key_cache() -> None:
 
 def _authenticate(source: Session | KeyLoader, key_id: str, secret_hash: str,
                   cache_seconds: float) -> ApiKeyRecord:
-    record = _cache.get(key_id, secret_hash) if cache_seconds > 0 else None
-    if record is not None:
-        return record
-    record = load_key(source, key_id) if isinstance(source, Session) else source(key_id)
+    found, record = _cache.get(key_id) if cache_seconds > 0 else (False, None)
+    if not found:
+        record = load_key(source, key_id) if isinstance(source, Session) else source(key_id)
+        if cache_seconds > 0:
+            _cache.put(key_id, record, cache_seconds)
     expected = record.secret_hash if record is not None else _DUMMY_HASH
     if not hmac.compare_digest(expected, secret_hash) or record is None:
         raise InvalidApiKeyError()
-    if cache_seconds > 0:
-        _cache.put(record, cache_seconds)
     return record
 
 

@@ -17,18 +17,26 @@ def healthz(request: flask.Request) -> flask.Response:
     return json_response({"status": "ok"})
 
 
-def _schema() -> str:
+def _schema_version(timeout_ms: int = 2000) -> str | None:
+    """The database's Alembic revision, read under a short statement timeout: reachable and migrated,
+    in one transaction."""
     from sqlalchemy import text
 
     from shared.database import session_scope
 
     with session_scope() as session:
-        version = session.execute(text("SELECT version_num FROM alembic_version")).scalar_one_or_none()
+        session.execute(text(f"SET LOCAL statement_timeout = {int(timeout_ms)}"))
+        version: str | None = session.execute(text("SELECT version_num FROM alembic_version")).scalar_one_or_none()
+    return version
+
+
+def _schema() -> str:
+    version = _schema_version()
     return "ok" if version == SCHEMA_REVISION else f"at {version}, code expects {SCHEMA_REVISION}"
 
 
 def readiness() -> dict[str, object]:
-    """Every check, raising ServiceUnavailableError (503) with the failing ones when not ready."""
+    """Every check, for an admin: raises ServiceUnavailableError (503) naming the failing ones."""
     from shared.breaker import states
     from shared.database import check_health  # SQLAlchemy loads with the first readiness check
 
@@ -46,9 +54,27 @@ def readiness() -> dict[str, object]:
     return checks
 
 
+def is_ready() -> bool:
+    """Ready or not, and nothing more: configured, the database answers, the schema is this code's."""
+    if get_settings().startup_problem():
+        return False
+    try:
+        return _schema_version() == SCHEMA_REVISION
+    except GenmediaError:
+        return False
+
+
 def readyz(request: flask.Request) -> flask.Response:
-    """Readiness: 200 with the checks and pool statistics, or 503 naming what failed."""
-    return json_response({"status": "ok", "checks": readiness()})
+    """Readiness. Anonymous: 200 or 503, one transaction, nothing about the internals. With an admin
+    key: every check, pool statistics and breaker states (contract section 4)."""
+    if request.headers.get("Authorization"):
+        from shared import access  # the API-key machinery loads only for callers that present a key
+
+        access.authenticate(request, "admin")
+        return json_response({"status": "ok", "checks": readiness()})
+    if not is_ready():
+        raise ServiceUnavailableError("not ready")
+    return json_response({"status": "ok"})
 
 
 def register_health_routes(router: Router) -> None:

@@ -176,11 +176,22 @@ def test_healthz_is_ok_without_io(client: Any) -> None:
     assert response.status_code == 200 and response.get_json() == {"status": "ok"}
 
 
-def test_readyz_reports_the_pool(client: Any) -> None:
+def test_readyz_reports_the_pool_and_breakers_to_an_admin_key(client: Any, admin_key: str) -> None:
+    response = client.get("/readyz", headers={"Authorization": f"Bearer {admin_key}"})
+    assert response.status_code == 200
+    checks = response.get_json()["checks"]
+    assert checks["pool"]["max_connections"] >= 1 and checks["pool"]["checked_out"] == 0
+    assert "breakers" in checks
+
+
+def test_anonymous_readyz_says_ready_and_nothing_about_the_internals(client: Any) -> None:
     response = client.get("/readyz")
     assert response.status_code == 200
-    pool = response.get_json()["checks"]["pool"]
-    assert pool["max_connections"] >= 1 and pool["checked_out"] == 0
+    assert response.get_json() == {"status": "ok"}  # no pool statistics, no breaker states
+
+
+def test_readyz_with_a_key_that_is_not_admin_is_refused(client: Any, api_key: str) -> None:
+    assert_error(client.get("/readyz", headers={"Authorization": f"Bearer {api_key}"}), 403)
 
 
 def test_readyz_is_503_when_the_database_is_unreachable(client: Any, monkeypatch: pytest.MonkeyPatch,
@@ -190,7 +201,8 @@ def test_readyz_is_503_when_the_database_is_unreachable(client: Any, monkeypatch
     monkeypatch.setenv("DATABASE_URL", f"postgresql+pg8000://postgres@/x?unix_sock={tmp_path}/.s.PGSQL.1")
     config.get_settings.cache_clear()
     database.dispose_engine()
-    assert_error(client.get("/readyz"), 503, "NOT_READY")
+    body = assert_error(client.get("/readyz"), 503, "NOT_READY")
+    assert body["message"] == "not ready"  # anonymous: not which check failed
 
 
 def test_every_request_logs_one_http_request_line(client: Any) -> None:

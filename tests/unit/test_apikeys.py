@@ -185,6 +185,19 @@ def test_the_cache_never_accepts_a_wrong_secret_for_a_cached_id(store: KeyStore)
     assert verify(store, f"Bearer {key}").key_id == key[3:15]
 
 
+def test_unknown_ids_and_wrong_secrets_cost_one_lookup_per_cache_period(store: KeyStore) -> None:
+    key = store.add({"generate"})
+    unknown = "gm_0123456789ab_" + key[16:]
+    wrong = key[:-1] + ("A" if key[-1] != "A" else "B")
+    for header in (unknown, wrong):
+        before = store.lookups
+        for _ in range(5):
+            with pytest.raises(apikeys.InvalidApiKeyError):
+                verify(store, f"Bearer {header}")
+        assert store.lookups - before <= 1  # then answered from the cache, both alike
+    assert verify(store, f"Bearer {key}").key_id == key[3:15]
+
+
 def test_cache_can_be_disabled(store: KeyStore) -> None:
     key = store.add({"generate"})
     verify(store, f"Bearer {key}", cache_seconds=0)
