@@ -9,6 +9,7 @@ from genmedia_cli.context import Context, out, poll, say, segment
 from genmedia_cli.errors import OK, JobFailedError
 from genmedia_cli.http import Client, new_idempotency_key
 from genmedia_cli.inputs import request_from_flags
+from genmedia_cli.media import input_fields
 
 FINAL = ("succeeded", "failed")
 
@@ -44,6 +45,7 @@ def generate(args: argparse.Namespace) -> int:
     ctx = Context.from_args(args)
     client = ctx.generation()
     request = request_from_flags(args.kind, args.prompt, vars(args))
+    request.update(input_fields(client, vars(args)))
     job = client.call("POST", "/v1/generations", request, idempotency_key=args.idempotency_key or new_idempotency_key())
     if args.wait and job["status"] not in FINAL:
         job = _wait(client, job, args)

@@ -64,6 +64,15 @@ def _add_generation_commands(
     p.add_argument("kind", choices=["image", "video"])
     p.add_argument("prompt")
     _request_options(p)
+    pictures = p.add_argument_group("input pictures: a file (uploaded), gen_x[:N] (a job's output), upl_x, gs://")
+    pictures.add_argument("--image", help="videos: the first frame; images: the picture to edit")
+    pictures.add_argument("--from", dest="from_job", metavar="JOB[:N]",
+                          help="chain: output N (default 0) of one of your jobs as --image")
+    pictures.add_argument("--last-frame", help="videos: the last frame (with --image)")
+    pictures.add_argument("--reference", action="append", metavar="PICTURE",
+                          help="videos: an asset reference image (repeat, up to the model's limit)")
+    pictures.add_argument("--input", action="append", metavar="PICTURE",
+                          help="images: a picture to compose (repeat, up to the model's limit)")
     p.add_argument("--wait", action="store_true", help="poll until it ends, then print the output URIs")
     _wait_options(p, 600)
     p.set_defaults(run=jobs.generate)

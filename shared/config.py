@@ -92,6 +92,8 @@ class Settings(BaseModel):
     scheduler_certs_url: str = "https://www.googleapis.com/oauth2/v1/certs"
 
     max_request_bytes: int = Field(default=_MiB, ge=1024, le=32 * _MiB)
+    # How long an upload URL accepts its PUT; the bytes themselves live until the bucket's lifecycle rule.
+    upload_url_ttl_seconds: int = Field(default=900, ge=60, le=7 * 86_400)
 
     @model_validator(mode="before")
     @classmethod

@@ -14,6 +14,7 @@ from shared.jobs import Job, create_job, get_job, mark_failed, new_id
 from shared.media.capabilities import resolve, resolve_all
 from shared.media.request import GenerationRequest
 from shared.outbox import publish_pending
+from shared.uploads.references import resolve_inputs
 
 SCOPE_GENERATIONS = "generations"
 _log = logging.getLogger("genmedia.generation")
@@ -23,7 +24,7 @@ def create_generation(
     request: GenerationRequest, *, owner_id: str, idempotency_key: str | None, digest: str
 ) -> tuple[Job, bool]:
     """Record and run one generation; returns the job and whether this call created it."""
-    resolved = resolve(request)
+    [resolved] = resolve_inputs([("", resolve(request))], owner_id=owner_id)
     job_id = new_id("gen")
     with session_scope() as session:
         earlier = replayed(session, owner_id=owner_id, scope=SCOPE_GENERATIONS, key=idempotency_key,
@@ -65,9 +66,12 @@ class BatchesNotConfiguredError(ServiceUnavailableError):
     default_message = "batches are not available on this deployment"
 
 
-def resolve_items(items: list[GenerationRequest]) -> list[GenerationRequest]:
-    """Check every item against its model; one bad item rejects the batch, naming its index."""
-    return resolve_all([(f"items[{index}]", item) for index, item in enumerate(items)])
+def resolve_items(items: list[GenerationRequest], *, owner_id: str) -> list[GenerationRequest]:
+    """Check every item against its model and resolve its inputs; one bad item rejects the batch,
+    naming its index."""
+    prefixes = [f"items[{index}]" for index in range(len(items))]
+    resolved = resolve_all(list(zip(prefixes, items, strict=True)))
+    return resolve_inputs(list(zip(prefixes, resolved, strict=True)), owner_id=owner_id)
 
 
 def publish_outbox() -> None:
@@ -85,7 +89,7 @@ def create_batch(
     topic = get_settings().pubsub_batch_topic
     if not topic:
         raise BatchesNotConfiguredError()
-    resolved = resolve_items(items)
+    resolved = resolve_items(items, owner_id=owner_id)
     batch_id = new_id("bat")
     with session_scope() as session:
         earlier = replayed(session, owner_id=owner_id, scope=SCOPE_BATCHES, key=idempotency_key,

@@ -23,6 +23,7 @@ from shared.jobs import JobError, new_id, shown_id
 from shared.media.capabilities import resolve_all
 from shared.media.request import GenerationRequest
 from shared.tables import ScheduleRow, ScheduleRunRow
+from shared.uploads.references import resolve_inputs
 
 __all__ = ["Schedule", "ScheduleLimitError", "ScheduleListQuery", "SchedulePage", "ScheduleSummary",
            "create_schedule", "delete_schedule", "list_schedules", "read_schedule", "set_paused"]
@@ -53,12 +54,16 @@ def _invalid(field: str, description: str) -> ValidationError:
     return ValidationError.for_field(field, description)
 
 
-def _resolve_requests(body: ScheduleCreate) -> list[GenerationRequest]:
+def _resolve_requests(body: ScheduleCreate, owner_id: str) -> list[GenerationRequest]:
     if body.request is not None:
         pairs = [("request", body.request)]
     else:
         pairs = [(f"requests[{i}]", r) for i, r in enumerate(body.requests or [])]
-    return resolve_all(pairs)
+    resolved = resolve_all(pairs)
+    # Inputs are resolved once, now: each run reads the same objects (an upload lives until the bucket's
+    # lifecycle rule deletes it; an output of a job for as long as the job's outputs are kept).
+    return resolve_inputs([(prefix, r) for (prefix, _), r in zip(pairs, resolved, strict=True)],
+                          owner_id=owner_id)
 
 
 def first_run(body: ScheduleCreate, now: datetime) -> datetime:
@@ -88,7 +93,7 @@ def create_schedule(
     body: ScheduleCreate, *, owner_id: str, idempotency_key: str | None, digest: str
 ) -> tuple[Schedule, bool]:
     """Validate and store a schedule; (schedule, created)."""
-    requests = _resolve_requests(body)
+    requests = _resolve_requests(body, owner_id)
     next_run = first_run(body, datetime.now(UTC))
     schedule_id = new_id("sch")
     stored = [r.model_dump(exclude_none=True) for r in requests]

@@ -49,7 +49,11 @@ class LocalBackend(MediaBackend):
         width, height = local_media.image_size(request.aspect_ratio, request.resolution)
         outputs = []
         for index in range(request.number_of_outputs or 1):
-            data = local_media.render_png(local_media.seed_of(request, index), width, height)
+            seed = local_media.seed_of(request, index)
+            if request.image or request.input_images:
+                data = self._inputs().edited_png(request, self.root, (width, height), seed)
+            else:
+                data = local_media.render_png(seed, width, height)
             path = self._write(f"{job_prefix('image', job_id)}{index}.png", data)
             outputs.append(MediaOutput(uri=path.as_uri(), mime_type="image/png"))
         return outputs
@@ -73,10 +77,23 @@ class LocalBackend(MediaBackend):
             path = self.root / relative
             # Polls may race (HTTP GET and the scheduling tick): the first writes, the others reuse.
             if not path.exists():
-                seed = local_media.seed_of(request, index)
-                path = self._write(relative, local_media.render_mp4(seed, width, height, seconds))
+                path = self._write(relative, self._video(request, index, (width, height), seconds))
             outputs.append(MediaOutput(uri=path.as_uri(), mime_type="video/mp4"))
         return outputs
+
+    def _video(self, request: GenerationRequest, index: int, size: tuple[int, int], seconds: int) -> bytes:
+        """The MP4 of one output: from the input image when there is one, else drifting stripes."""
+        if request.image is None:
+            return local_media.render_mp4(local_media.seed_of(request, index), *size, seconds)
+        frames = self._inputs().video_frames(request, self.root, size, seconds * local_media.VIDEO_FPS)
+        return local_media.encode_mp4(frames, *size)
+
+    @staticmethod
+    def _inputs() -> Any:
+        """shared.media.local_inputs, imported on the first request with an input (it loads Pillow)."""
+        from shared.media import local_inputs
+
+        return local_inputs
 
     def _operation(self, operation_name: str) -> tuple[float, GenerationRequest]:
         """When the operation started and what it generates, or a terminal error when there is none."""

@@ -39,16 +39,22 @@ def render_png(seed: bytes, width: int, height: int) -> bytes:
 
 def render_mp4(seed: bytes, width: int, height: int, seconds: int, fps: int = VIDEO_FPS) -> bytes:
     """An H.264 MP4 of diagonal stripes drifting right, tinted by `seed`, `seconds` long."""
-    encoder = h264.IntraEncoder(width, height)
     # Luma in video range (16-235); I_PCM samples must avoid 0, which this also guarantees.
     period = _STRIPE_PERIOD
     ramp = bytes(16 + (i % period) * 219 // (period - 1) for i in range(width + period))
     chroma_size = (width // 2) * (height // 2)
     cb, cr = bytes((64 + seed[0] // 2,)) * chroma_size, bytes((64 + seed[1] // 2,)) * chroma_size
     speed = 2 + seed[2] % 4
-    samples = []
+    frames = []
     for t in range(seconds * fps):
         offsets = ((y - t * speed) % _STRIPE_PERIOD for y in range(height))
         luma = b"".join(ramp[o : o + width] for o in offsets)
-        samples.append(encoder.encode(h264.Frame(luma, cb, cr)))
+        frames.append(h264.Frame(luma, cb, cr))
+    return encode_mp4(frames, width, height, fps)
+
+
+def encode_mp4(frames: list[h264.Frame], width: int, height: int, fps: int = VIDEO_FPS) -> bytes:
+    """An H.264 MP4 of these frames."""
+    encoder = h264.IntraEncoder(width, height)
+    samples = [encoder.encode(frame) for frame in frames]
     return mp4.write_mp4(encoder.sps(), encoder.pps(), samples, width=width, height=height, fps=fps)

@@ -89,6 +89,7 @@ class VertexBackend(MediaBackend):
 
     def generate_image(self, request: GenerationRequest, *, job_id: str) -> list[MediaOutput]:
         request = resolve(request)
+        vertex_requests.require_resolved(request)
         model = str(request.model)
         # The bucket is checked before anything is generated (and billed) that could not be kept.
         folder, deadline = self._output_store().folder_uri("image", job_id), self._deadline()
@@ -105,7 +106,8 @@ class VertexBackend(MediaBackend):
         else:
             content = call_with_retry(
                 lambda left: self.client().models.generate_content(
-                    model=model, contents=request.prompt, config=vertex_requests.gemini_config(request, left),
+                    model=model, contents=vertex_requests.gemini_contents(request),
+                    config=vertex_requests.gemini_config(request, left),
                 ),
                 deadline=deadline, policy=self._policy, rejected=ImagenGenerationError, idempotent=True,
                 what=f"{model}:generateContent",
@@ -114,14 +116,13 @@ class VertexBackend(MediaBackend):
         return self._keep("image", job_id, produced, deadline)
 
     def start_video(self, request: GenerationRequest, *, job_id: str) -> str:
-        from google.genai import types
-
         request = resolve(request)
+        vertex_requests.require_resolved(request)
         model, caps = str(request.model), capabilities_for(str(request.model))
         folder = self._output_store().folder_uri("video", job_id)
         operation = call_with_retry(
             lambda left: self.client().models.generate_videos(
-                model=model, source=types.GenerateVideosSource(prompt=request.prompt),
+                model=model, source=vertex_requests.veo_source(request),
                 config=vertex_requests.veo_config(request, caps, folder, left),
             ),
             # Not idempotent: a request that timed out may have started a (billed) video already.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from shared.media.capabilities import ModelCapabilities
-from shared.media.request import GenerationRequest
+from shared.media.request import GenerationRequest, MediaRef
 
 if TYPE_CHECKING:
     from google.genai import types
@@ -19,6 +19,40 @@ def http_options(seconds_left: float) -> types.HttpOptions:
     from google.genai import types
 
     return types.HttpOptions(timeout=max(1, int(seconds_left * 1000)))
+
+
+def image(ref: MediaRef) -> types.Image:
+    """A resolved input as Vertex reads it from Cloud Storage: `{gcsUri, mimeType}`, never bytes."""
+    from google.genai import types
+
+    if not ref.resolved:
+        raise ValueError("resolve input references before building a Vertex request")
+    return types.Image(gcs_uri=ref.uri, mime_type=ref.mime_type)
+
+
+def require_resolved(request: GenerationRequest) -> None:
+    """Refuse, before any call, a request whose inputs were not resolved (a bug, never the caller's)."""
+    unresolved = [field for field, ref in request.inputs() if not ref.resolved]
+    if unresolved:
+        raise ValueError(f"resolve input references before building a Vertex request: {unresolved}")
+
+
+def gemini_contents(request: GenerationRequest) -> types.Content:
+    """The user turn: the pictures (`fileData` parts Vertex reads from Cloud Storage), then the prompt."""
+    from google.genai import types
+
+    pictures = [request.image] if request.image is not None else []
+    pictures += list(request.input_images or ())
+    parts = [types.Part.from_uri(file_uri=str(image(p).gcs_uri), mime_type=p.mime_type) for p in pictures]
+    return types.Content(role="user", parts=[*parts, types.Part.from_text(text=request.prompt)])
+
+
+def veo_source(request: GenerationRequest) -> types.GenerateVideosSource:
+    """`instances[0]`: the prompt and, for image-to-video, the first frame."""
+    from google.genai import types
+
+    first = image(request.image) if request.image is not None else None
+    return types.GenerateVideosSource(prompt=request.prompt, image=first)
 
 
 def imagen_config(
@@ -74,6 +108,13 @@ def veo_config(request: GenerationRequest, caps: ModelCapabilities, folder_uri: 
     audio = request.generate_audio
     if audio is None and caps.generate_audio:
         audio = True  # Veo 3 models require generateAudio; audio is what they are chosen for
+    references = None
+    if request.reference_images:
+        references = [
+            types.VideoGenerationReferenceImage(
+                image=image(r.image), reference_type=types.VideoGenerationReferenceType(r.type.upper()))
+            for r in request.reference_images
+        ]
     return types.GenerateVideosConfig(
         http_options=http_options(seconds_left),
         output_gcs_uri=folder_uri,
@@ -86,4 +127,6 @@ def veo_config(request: GenerationRequest, caps: ModelCapabilities, folder_uri: 
         negative_prompt=request.negative_prompt,
         person_generation=request.person_generation,
         generate_audio=audio,
+        last_frame=image(request.last_frame) if request.last_frame is not None else None,
+        reference_images=references,
     )

@@ -94,7 +94,7 @@ class GcsStandIn:
             if obj is None:
                 return _error(404, "No such object.")
             if (request.query.get("alt") or [""])[0] == "media":
-                return Reply(200, obj.data, content_type=obj.content_type)
+                return _media(obj, request.headers.get("range"))
             return Reply.json(200, obj.resource())
         return _error(404, f"unsupported: {request.method} {request.path}")
 
@@ -140,6 +140,19 @@ class GcsStandIn:
         if total != "*" and len(session["data"]) >= int(total):
             return self._store(session["bucket"], session["name"], session["data"], session["type"])
         return Reply(308, b"", {"Range": f"bytes=0-{len(session['data']) - 1}"})
+
+
+def _media(obj: StoredObject, byte_range: str | None) -> Reply:
+    """The object's bytes, or the part a `Range: bytes=a-b` header asks for (206), as the API does."""
+    match = re.match(r"^bytes=(\d+)-(\d*)$", byte_range or "")
+    if match is None:
+        return Reply(200, obj.data, content_type=obj.content_type)
+    first = int(match[1])
+    last = min(int(match[2]) if match[2] else len(obj.data) - 1, len(obj.data) - 1)
+    if first >= len(obj.data):
+        return _error(416, "Requested range not satisfiable.")
+    headers = {"Content-Range": f"bytes {first}-{last}/{len(obj.data)}"}
+    return Reply(206, obj.data[first : last + 1], headers, content_type=obj.content_type)
 
 
 def _error(code: int, message: str) -> Reply:

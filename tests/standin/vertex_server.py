@@ -17,6 +17,10 @@ prompt-blocked (Gemini), empty (done/answered with no media), slow (answers afte
 not-done-then-done (Veo: first poll running, then done), operation-error, operation-quota,
 video-bytes (Veo answers bytes instead of gcsUri).
 
+Input pictures are checked as Vertex does (tests/standin/vertex_shapes.py): Veo's `image`, `lastFrame`
+and `referenceImages[].image` must be `{gcsUri, mimeType}` (or `{bytesBase64Encoded, mimeType}`),
+Gemini parts `text`, `inlineData` or `fileData {fileUri, mimeType}`; anything else is a 400.
+
 Every request is recorded (`requests`, GET /_standin/requests) for tests to assert path and body.
 Standalone: `python -m tests.standin.vertex_server --port 8090`.
 """
@@ -32,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tests.standin import vertex_responses as responses
+from tests.standin import vertex_shapes as shapes
 from tests.standin.http_base import BackgroundServer, Incoming, Reply
 
 _ROUTE = re.compile(
@@ -128,6 +133,9 @@ class VertexStandIn:
         model, method = route["model"], route["method"]
         if method not in _FAMILY or not model.startswith(_FAMILY[method]):
             return responses.error(404, "NOT_FOUND", f"Publisher Model `{model}` was not found for {method}.")
+        problem = shapes.problem(method, body)
+        if problem is not None:
+            return responses.error(400, "INVALID_ARGUMENT", problem)
         return self._answer(method, route.groupdict(), body)
 
     def _answer(self, method: str, route: dict[str, str], body: dict[str, Any]) -> Reply:
