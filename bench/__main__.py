@@ -31,6 +31,7 @@ def main() -> int:
         bench_logging,
         bench_request_overhead,
         bench_tick,
+        bench_uploads,
     )
 
     wanted = set(sys.argv[1:])
@@ -50,6 +51,8 @@ def main() -> int:
         lines += bench_batch.main(url)
     if not wanted or "tick" in wanted:
         lines += bench_tick.main(url)
+    if not wanted or "uploads" in wanted:
+        lines += bench_uploads.main()
     if not wanted or "logging" in wanted:
         bench_logging.main([])
     return 0
