@@ -411,6 +411,8 @@ def test_output_bucket_is_private_with_lifecycle_rules() -> None:
     assert bucket["uniform_bucket_level_access"] is True
     assert bucket["public_access_prevention"] == "enforced"
     actions = [rule["action"][0]["type"] for rule in bucket["lifecycle_rule"]]
-    assert actions == ["Delete", "AbortIncompleteMultipartUpload"]
+    assert actions == ["Delete", "AbortIncompleteMultipartUpload", "Delete"]
+    uploads = bucket["lifecycle_rule"][2]["condition"][0]
+    assert uploads["matches_prefix"] == ["uploads/"] and uploads["age"] == 2  # input pictures expire
     # Outputs the lifecycle rule deletes are gone, not kept (and billed) another 7 days.
     assert bucket["soft_delete_policy"] == [{"retention_duration_seconds": 0}]

@@ -36,6 +36,18 @@ resource "google_storage_bucket" "outputs" {
     }
   }
 
+  # Pictures callers upload as inputs (uploads/<id>) are read within minutes of their upload; two days
+  # leaves room for a batch or a retry, then they stop costing and stop being referable.
+  lifecycle_rule {
+    condition {
+      age            = 2
+      matches_prefix = ["uploads/"]
+    }
+    action {
+      type = "Delete"
+    }
+  }
+
   depends_on = [google_project_service.enabled]
 }
 
