@@ -109,15 +109,17 @@ def _load(store: UploadStore, items: list[_Input], owner_id: str) -> None:
             rows[key] = row
             session.expunge(row)
     _check_pending(store, [r for r in rows.values() if isinstance(r, UploadRow) and r.status == "pending"])
-    violations: list[FieldViolation] = []
+    errors: list[ValidationError] = []
     for item in items:
         row = rows[item.upload_id or str(item.job_id)]
         try:
             item.resolved = _from_upload(item, row) if isinstance(row, UploadRow) else _from_job(item, row)
         except ValidationError as err:
-            violations += err.violations
-    if violations:
-        raise ValidationError.from_violations(violations)
+            errors.append(err)
+    if errors:
+        combined = ValidationError.from_violations([v for err in errors for v in err.violations])
+        combined.reason = errors[0].reason  # UPLOAD_NOT_READY, UPLOAD_REJECTED: what to do about the first
+        raise combined
 
 
 def _check_pending(store: UploadStore, rows: list[UploadRow]) -> None:

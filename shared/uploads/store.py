@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
+from shared.exceptions import ServiceUnavailableError
 from shared.uploads.images import Reader
 
 if TYPE_CHECKING:
@@ -22,6 +23,13 @@ if TYPE_CHECKING:
 
 UPLOAD_PREFIX = "uploads/"
 _COPY_CHUNK = 1024 * 1024
+
+
+class InputStorageError(ServiceUnavailableError):
+    """Cloud Storage did not answer while an input picture was looked at; the request may be retried."""
+
+    reason = "INPUT_STORAGE_UNAVAILABLE"
+    default_message = "an input picture could not be read now; try again later"
 
 
 @dataclass(frozen=True)
@@ -155,14 +163,19 @@ class GcsUploadStore(UploadStore):
             blob.reload(timeout=10)
         except NotFound:
             return None
+        except Exception as exc:  # transport, auth or 5xx: one retryable outcome to the caller
+            raise InputStorageError(detail=f"metadata of an input failed: {type(exc).__name__}") from exc
         return ObjectStat(int(blob.size or 0), blob.content_type)
 
     def reader(self, uri: str) -> Reader:
         blob = self._blob(uri)
 
         def read(offset: int, length: int) -> bytes:
-            data: bytes = blob.download_as_bytes(start=offset, end=offset + length - 1, raw_download=True,
-                                                 checksum=None, timeout=10)
+            try:
+                data: bytes = blob.download_as_bytes(start=offset, end=offset + length - 1, raw_download=True,
+                                                     checksum=None, timeout=10)
+            except Exception as exc:  # as in stat: never a 500 for Cloud Storage being unwell
+                raise InputStorageError(detail=f"reading an input failed: {type(exc).__name__}") from exc
             return data
 
         return read
