@@ -88,8 +88,8 @@ def _classify(store: UploadStore, item: _Input) -> _Input | FieldViolation:
     if len(parts) >= 3 and parts[0] in _OUTPUT_FOLDERS and parts[1].startswith(("gen_", "bat_")):
         item.job_id, item.uri = parts[1], ref.uri
         return item
-    where = store.upload_uri("upl_...").removesuffix("uploads/upl_...")
-    return FieldViolation(f"{item.field}.uri", f"must be one of your outputs or uploads (under {where})")
+    # No location in the message: locally it would be a file path, which error bodies never hold.
+    return FieldViolation(f"{item.field}.uri", "must be the URI of one of your outputs or uploads")
 
 
 def _load(store: UploadStore, items: list[_Input], owner_id: str) -> None:
