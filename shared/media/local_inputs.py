@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
+from shared.exceptions import ValidationError
 from shared.media import h264, png
 from shared.media.request import GenerationRequest, MediaRef
 
@@ -21,6 +22,13 @@ if TYPE_CHECKING:
 _TINT = 0.3  # how much of the prompt's colour an edit blends in: clearly changed, clearly the input
 
 
+class InputUnreadableError(ValidationError):
+    """An input passed the header checks but its pixels do not decode (a corrupt or truncated body)."""
+
+    reason = "INPUT_UNREADABLE"
+    default_message = "an input picture could not be decoded; upload it again"
+
+
 def _open(ref: MediaRef, root: Path) -> Image.Image:
     """The referenced picture as RGB; only files inside the local data directory are ever opened."""
     from PIL import Image
@@ -28,8 +36,11 @@ def _open(ref: MediaRef, root: Path) -> Image.Image:
     path = Path(unquote(urlsplit(str(ref.uri)).path)).resolve()
     if not path.is_relative_to(root):
         raise ValueError("input outside the local data directory")
-    with Image.open(path) as picture:
-        return picture.convert("RGB")
+    try:
+        with Image.open(path) as picture:
+            return picture.convert("RGB")
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise InputUnreadableError(detail=type(exc).__name__) from exc
 
 
 def _fitted(ref: MediaRef, root: Path, size: tuple[int, int]) -> Image.Image:
