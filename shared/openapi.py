@@ -81,6 +81,11 @@ CATALOG: dict[str, Operation] = {
     "POST /v1/batches": Operation({202: "Batch", 200: "Batch"}, body="BatchCreate", idempotent=True,
                                   examples={"two": {"items": [_IMAGE, {**_IMAGE, "prompt": "a kite"}]}}),
     "GET /v1/batches/<batch_id>": Operation({200: "Batch"}),
+    "POST /v1/uploads": Operation({201: "Upload"}, body="UploadCreate",
+                                  examples={"png": {"mime_type": "image/png", "size_bytes": 734_003}}),
+    "GET /v1/uploads/<upload_id>": Operation({200: "Upload"}),
+    # The bytes of a local upload; no API key (the signed URL is the credential), no JSON body.
+    "PUT /v1/uploads/<upload_id>": Operation({200: "Upload"}, errors=(400, 403, 409)),
     "POST /v1/schedules": Operation(
         {201: "Schedule", 200: "Schedule"}, body="ScheduleCreate", idempotent=True,
         examples={"weekdays at nine": {"request": _IMAGE, "cron": "0 9 * * 1-5", "timezone": "Europe/Paris"},

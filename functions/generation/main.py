@@ -27,6 +27,7 @@ access = lazy_import("shared.access")
 idempotency = lazy_import("shared.idempotency")
 request_models = lazy_import("shared.media.request")
 openapi = lazy_import("shared.openapi")
+uploads = lazy_import("functions.generation.uploads")
 
 configure_logging(load_settings_or_exit())
 install_error_handlers(functions_framework.errorhandler)
@@ -80,6 +81,34 @@ def get_batch(request: flask.Request, principal: Principal, batch_id: str) -> fl
     """A batch, with its status and per-status item counts."""
     access.limit(principal, "read")
     return json_response(service.read_batch(batch_id, owner_id=principal.key_id).model_dump(mode="json"))
+
+
+@router.route("POST", "/v1/uploads", scope="generate")
+def create_upload(request: flask.Request, principal: Principal) -> flask.Response:
+    """Declare a picture to upload: 201 with the URL to PUT its bytes to, and the headers to send."""
+    body = parse_model(models.UploadCreate, read_json(request))
+    access.limit(principal, "generate")
+    upload = uploads.create_upload(body, owner_id=principal.key_id, base_url=request.host_url)
+    headers = {"Location": f"/v1/uploads/{upload.upload_id}"}
+    return json_response(upload.model_dump(mode="json", exclude_none=True), 201, headers)
+
+
+@router.route("GET", "/v1/uploads/<upload_id>", scope="generate")
+def get_upload(request: flask.Request, principal: Principal, upload_id: str) -> flask.Response:
+    """An upload: pending, ready (with the picture's type and size) or rejected (with why)."""
+    access.limit(principal, "read")
+    upload = uploads.read_upload(upload_id, owner_id=principal.key_id)
+    return json_response(upload.model_dump(mode="json", exclude_none=True))
+
+
+@router.route("PUT", "/v1/uploads/<upload_id>")
+def put_upload(request: flask.Request, upload_id: str) -> flask.Response:
+    """The bytes of a local upload; the signed URL is the only credential (cloud: Cloud Storage's)."""
+    upload = uploads.receive_upload(
+        upload_id, expires=request.args.get("expires"), signature=request.args.get("signature"),
+        content_type=request.headers.get("Content-Type"), content_length=request.content_length,
+        stream=request.stream)
+    return json_response(upload.model_dump(mode="json", exclude_none=True))
 
 
 @router.route("GET", "/openapi.json")

@@ -5,6 +5,9 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.media.request import GenerationRequest
+from shared.uploads.uploads import Upload, UploadCreate
+
+__all__ = ["MAX_BATCH_ITEMS", "BatchCreate", "Upload", "UploadCreate"]
 
 MAX_BATCH_ITEMS = 1000
 
