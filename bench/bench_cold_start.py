@@ -2,6 +2,8 @@
 
 1. generation `/healthz` vs a bare hello function (import hygiene; goal <= 1.3x).
 2. generation `/readyz` vs a bare SELECT 1 function on the same database (goal <= 1.2x).
+3. generation `/healthz` with tracing on (`TRACE_EXPORTER=gcp`) vs off: the SDK must not load at
+   import or for an unsampled request (goal <= 1.05x).
 """
 
 from __future__ import annotations
@@ -66,9 +68,16 @@ def main(database_url: str, rounds: int = 7) -> list[str]:
         ours=lambda: time_to_first_200(ours, "generation", "/readyz", env),
         bare=lambda: time_to_first_200(select1, "select1", "/", env),
     )
+    traced = interleave(
+        rounds,
+        on=lambda: time_to_first_200(ours, "generation", "/healthz", {**env, "TRACE_EXPORTER": "gcp"}),
+        off=lambda: time_to_first_200(ours, "generation", "/healthz", {**env, "TRACE_EXPORTER": "none"}),
+    )
     return [
         report("cold start /healthz", median(health["ours"]), "bare functions-framework hello",
                median(health["bare"]), "s", "<= 1.3x"),
         report("cold start /readyz", median(ready["ours"]), "bare SQLAlchemy+pg8000 SELECT 1",
                median(ready["bare"]), "s", "<= 1.2x"),
+        report("cold start /healthz, tracing on", median(traced["on"]), "tracing off (TRACE_EXPORTER=none)",
+               median(traced["off"]), "s", "<= 1.05x"),
     ]

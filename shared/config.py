@@ -74,6 +74,9 @@ class Settings(BaseModel):
     log_file: str | None = None
     log_file_max_bytes: int = Field(default=10 * _MiB, ge=1024)
     log_file_backups: int = Field(default=3, ge=0, le=100)
+    # Spans go to Cloud Trace (`gcp`), to stderr as one JSON line each (`console`), or nowhere. Only a
+    # request or event whose inbound trace is sampled records any; the SDK loads on the first of them.
+    trace_exporter: Literal["gcp", "console", "none"] = "none"
 
     # HMAC key of stored API keys (Secret Manager in the cloud); the same in every function.
     api_key_pepper: SecretStr | None = None

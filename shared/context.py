@@ -8,6 +8,9 @@ from contextvars import ContextVar
 from typing import Any
 
 _context: ContextVar[dict[str, Any] | None] = ContextVar("genmedia_request_context", default=None)
+# The span being recorded, apart from the bound fields: a span ending must not undo what was bound
+# inside it (the user id of the request's access line, for one).
+_active_span: ContextVar[str | None] = ContextVar("genmedia_active_span", default=None)
 
 
 def current() -> dict[str, Any]:
@@ -34,3 +37,18 @@ def scope(**fields: Any) -> Iterator[None]:
         yield
     finally:
         _context.reset(token)
+
+
+def active_span_id() -> str | None:
+    """The 16-hex id of the span being recorded here, if any (it wins over the inbound span id)."""
+    return _active_span.get()
+
+
+@contextmanager
+def span_scope(span_id: str) -> Iterator[None]:
+    """Make `span_id` the active span for the duration of a block."""
+    token = _active_span.set(span_id)
+    try:
+        yield
+    finally:
+        _active_span.reset(token)

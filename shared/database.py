@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -29,6 +30,7 @@ from shared.exceptions import (
     ServiceUnavailableError,
     TransactionError,
 )
+from shared.telemetry import metrics, tracing
 
 __all__ = [
     "Base",
@@ -41,6 +43,8 @@ __all__ = [
     "session_scope",
     "translate_error",
 ]
+# A checkout slower than this (waiting for a pooled connection, or opening one) is a metric fact.
+_SLOW_CHECKOUT_SECONDS = 0.05
 
 T = TypeVar("T")
 
@@ -156,6 +160,7 @@ def translate_error(err: BaseException) -> GenmediaError:
         return err
     detail = f"{type(err).__name__}: {str(err).splitlines()[0][:300] if str(err) else ''}"
     if isinstance(err, exc.TimeoutError):  # pool checkout timeout, not the builtin TimeoutError
+        metrics.record(metrics.DB_POOL_EXHAUSTED)
         return PoolExhaustedError(detail=detail)
     if isinstance(err, exc.DBAPIError):
         state = _sqlstate(err)
@@ -180,7 +185,12 @@ def session_scope() -> Iterator[Session]:
     get_engine()
     assert _sessions is not None
     try:
-        with _sessions() as session, session.begin():
+        with tracing.child_span("db transaction"), _sessions() as session, session.begin():
+            asked = time.perf_counter()
+            session.connection()  # the checkout every transaction makes anyway, made here to time it
+            waited = time.perf_counter() - asked
+            if waited >= _SLOW_CHECKOUT_SECONDS:
+                metrics.record(metrics.DB_CHECKOUT_WAIT, value=waited)
             yield session
     except _DB_ERRORS as err:
         raise translate_error(err) from err

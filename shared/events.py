@@ -17,7 +17,8 @@ from typing import Any
 
 from shared import context
 from shared.exceptions import GenmediaError
-from shared.trace import trace_from_attributes
+from shared.telemetry import tracing
+from shared.trace import TraceContext, trace_from_attributes
 
 __all__ = ["MalformedMessageError", "PubSubMessage", "RedeliverError", "message_from_event", "pubsub_handler"]
 
@@ -122,7 +123,7 @@ def message_from_event(event: Any) -> PubSubMessage:
     return message_from_envelope(getattr(event, "data", None), fallback_id=event_id)
 
 
-def _bind(message: PubSubMessage) -> None:
+def _bind(message: PubSubMessage) -> TraceContext | None:
     trace = trace_from_attributes(message.attributes)
     context.bind(
         request_id=message.message_id,
@@ -130,6 +131,7 @@ def _bind(message: PubSubMessage) -> None:
         span_id=trace.span_id if trace else None,
         trace_sampled=trace.sampled if trace else None,
     )
+    return trace
 
 
 def pubsub_handler(func: Callable[[PubSubMessage], None]) -> Callable[[Any], None]:
@@ -144,9 +146,11 @@ def pubsub_handler(func: Callable[[PubSubMessage], None]) -> Callable[[Any], Non
             _log.error("unparseable message acknowledged: %s", err.detail, extra={"reason": err.reason})
             context.clear()
             return
-        _bind(message)
+        trace = _bind(message)
         try:
-            func(message)
+            with tracing.entry_span("pubsub message", trace, consumer=True,
+                                    attributes={"messaging.message.id": message.message_id or ""}):
+                func(message)
         except GenmediaError as err:
             if err.retryable:
                 _log.warning("transient failure, message will be redelivered: %s", err, extra={"reason": err.reason})

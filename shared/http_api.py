@@ -34,12 +34,14 @@ from shared.exceptions import (
 )
 from shared.masking import mask_text
 from shared.request_masking import mask_and_cut, mask_query
+from shared.telemetry import tracing
 from shared.trace import trace_from_headers
 
 __all__ = ["Route", "Router", "http_app", "install_error_handlers", "json_response", "read_json"]
 
 Handler = Callable[..., flask.Response]
 _log = logging.getLogger("genmedia.http")
+_ROUTE = "genmedia.route"  # the matched rule, in the WSGI environ, for the request's span name
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
 _MAX_DEPTH = 32
 
@@ -115,6 +117,7 @@ class Router:
 
     def _call(self, endpoint: str, request: flask.Request, args: dict[str, Any]) -> flask.Response:
         handler, scope = self._handlers[endpoint]
+        request.environ[_ROUTE] = endpoint
         if scope is None:
             return handler(request, **args)
         from shared import access  # the API-key machinery only loads for routes that need it
@@ -313,12 +316,15 @@ def http_app(router: Router) -> Callable[[flask.Request], flask.Response]:
             span_id=trace.span_id if trace else None,
             trace_sampled=trace.sampled if trace else None,
         )
-        try:
-            response = router.dispatch(request)
-        except Exception as exc:  # noqa: BLE001 - the one place every error becomes a response
-            response = handle_exception(exc, request_id)
-        response.headers["X-Request-Id"] = request_id
-        _log_request(request, response.status_code, started)
+        with tracing.entry_span(request.method, trace, attributes={"http.request.method": request.method}) as span:
+            try:
+                response = router.dispatch(request)
+            except Exception as exc:  # noqa: BLE001 - the one place every error becomes a response
+                response = handle_exception(exc, request_id)
+            response.headers["X-Request-Id"] = request_id
+            route = request.environ.get(_ROUTE) or f"{request.method} (no route)"
+            tracing.finish_request(span, route, response.status_code)
+            _log_request(request, response.status_code, started)
         context.clear()
         return response
 

@@ -18,9 +18,11 @@ from sqlalchemy.orm import Session
 from shared.exceptions import GenmediaError, NotFoundError
 from shared.media.request import GenerationRequest, MediaOutput
 from shared.tables import JobRow
+from shared.telemetry import metrics
 
 Status = Literal["queued", "running", "succeeded", "failed"]
 ACTIVE: tuple[Status, ...] = ("queued", "running")
+FINISHED: tuple[Status, ...] = ("succeeded", "failed")
 
 
 class JobError(BaseModel):
@@ -113,12 +115,16 @@ def get_job(session: Session, job_id: str, *, owner_id: str | None = None) -> Jo
 
 def _transition(session: Session, job_id: str, from_: tuple[Status, ...], **values: Any) -> JobRow | None:
     """The moved row, or None when the job was not in `from_` (finished, or moved by someone else)."""
-    return session.execute(
+    row = session.execute(
         update(JobRow)
         .where(JobRow.id == job_id, JobRow.status.in_(from_))
         .values(updated_at=func.now(), **values)
         .returning(JobRow)
     ).scalar_one_or_none()
+    if row is not None and row.status in FINISHED:
+        metrics.record(metrics.JOB_FINISHED, value=(row.updated_at - row.created_at).total_seconds(),
+                       model=row.model, kind=row.kind, status=row.status)
+    return row
 
 
 def mark_running(session: Session, job_id: str, *, operation_name: str | None = None,

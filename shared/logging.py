@@ -135,16 +135,17 @@ def mask_fields(record: logging.LogRecord, event: Event) -> Event:
 
 def context_fields(project: str) -> Processor:
     """The processor adding request context: ids, execution id and the trace in Cloud Logging's form."""
-    cache: list[tuple[object, object, Event]] = [(None, None, {})]
+    cache: list[tuple[object, object, str | None, Event]] = [(None, None, None, {})]
 
     def add_context(record: logging.LogRecord, event: Event) -> Event:
         bound = context.current()
         # Outside a request or event nothing is bound, and functions-framework's id would be stale.
         execution = None if ("execution_id" in bound or not bound) else _framework_execution()
-        cached_bound, cached_execution, fields = cache[0]
-        if cached_bound is not bound or cached_execution is not execution:
-            fields = _render_context(bound, execution, project)
-            cache[0] = (bound, execution, fields)  # context dicts are replaced, never changed in place
+        span_id = context.active_span_id()
+        cached_bound, cached_execution, cached_span, fields = cache[0]
+        if cached_bound is not bound or cached_execution is not execution or cached_span != span_id:
+            fields = _render_context(bound, execution, span_id, project)
+            cache[0] = (bound, execution, span_id, fields)  # context dicts are replaced, never changed in place
         for key, value in fields.items():
             event.setdefault(key, value)
         return event
@@ -159,7 +160,7 @@ def _framework_execution() -> object:
     return variable.get() if variable is not None else None
 
 
-def _render_context(bound: dict[str, Any], execution: object, project: str) -> Event:
+def _render_context(bound: dict[str, Any], execution: object, active_span: str | None, project: str) -> Event:
     fields: Event = {key: bound[key] for key in _CONTEXT_KEYS if bound.get(key) is not None}
     execution_id = fields.get("execution_id") or getattr(execution, "execution_id", None)
     if execution_id:
@@ -172,8 +173,9 @@ def _render_context(bound: dict[str, Any], execution: object, project: str) -> E
     trace_id = bound.get("trace_id")
     if isinstance(trace_id, str) and trace_id:
         fields[TRACE] = f"projects/{project}/traces/{trace_id}"
-        if bound.get("span_id"):
-            fields[SPAN_ID] = str(bound["span_id"])
+        span_id = active_span or bound.get("span_id")
+        if span_id:
+            fields[SPAN_ID] = str(span_id)
         fields[TRACE_SAMPLED] = bool(bound.get("trace_sampled"))
     return fields
 

@@ -20,6 +20,7 @@ from shared import context
 from shared.config import get_settings
 from shared.database import session_scope
 from shared.tables import OutboxRow
+from shared.telemetry import tracing
 from shared.trace import TraceContext
 
 _log = logging.getLogger("genmedia.outbox")
@@ -41,7 +42,7 @@ def trace_attributes() -> dict[str, str]:
     if not ctx.get("trace_id"):
         return {}
     trace = TraceContext(ctx["trace_id"], ctx.get("span_id"), bool(ctx.get("trace_sampled")))
-    return {"googclient_traceparent": trace.to_traceparent()}
+    return {"googclient_traceparent": tracing.outgoing_traceparent(trace)}
 
 
 def enqueue(session: Session, topic: str, payloads: list[dict[str, Any]]) -> None:
@@ -131,7 +132,8 @@ def publish_pending(limit: int = 1000) -> int:
     claimed = _claim(limit)
     if not claimed:
         return 0
-    published, failed = _send(claimed)
+    with tracing.child_span("pubsub publish", {"messaging.batch.message_count": len(claimed)}):
+        published, failed = _send(claimed)
     _mark(published, failed)
     return len(published)
 

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from shared import apikeys, breaker, config, context, database, generation, oidc
 from shared.media.backends import reset_backends
+from shared.telemetry import tracing
 
 ROOT = Path(__file__).resolve().parent.parent
 # Tests run offline: the local backend unless a test points the Vertex backend at the stand-in.
@@ -36,6 +37,7 @@ def _reset_module_state() -> Iterator[None]:
     breaker.reset_breakers()
     oidc.clear_certs_cache()
     generation._breakers_configured = False
+    tracing.reset()
     config.get_settings.cache_clear()
 
 

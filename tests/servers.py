@@ -90,11 +90,11 @@ def _wait_ready(served: ServedFunction, path: str, timeout: float) -> None:
             raise RuntimeError(f"{served.name} exited:\n" + "\n".join(served.log_lines()[-30:]))
         try:
             if SIGNATURES[served.name] == "cloudevent":
-                requests.get(served.url + "/", timeout=1)
+                requests.get(served.url + "/", timeout=5)
             else:
-                requests.get(served.url + path, timeout=1)
+                requests.get(served.url + path, timeout=5)
             return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # a loaded machine answers slowly
             time.sleep(0.05)
     raise RuntimeError(f"{served.name} did not start in {timeout}s")
 

@@ -12,6 +12,7 @@ missed time is recorded as `due_at`), then resumes at the first time after now.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -34,6 +35,7 @@ from shared.leases import interrupt_abandoned_generations
 from shared.outbox import enqueue, publish_pending
 from shared.ratelimit import prune_rate_limits
 from shared.tables import ScheduleRow, ScheduleRunRow, TickRow
+from shared.telemetry import metrics
 
 HOUSEKEEPING_LOCK = 7_326_190_115
 BROKEN = JobError(reason="RUN_FAILED", message="the schedule could not be fired and is stopped; recreate it")
@@ -204,6 +206,7 @@ def tick(*, job_name: str | None, schedule_time: str | None) -> TickResult:
     topic = settings.pubsub_batch_topic
     if not topic:
         raise SchedulingNotConfiguredError()
+    started = time.perf_counter()
     duplicate = bool(job_name and schedule_time and _tick_seen(job_name, schedule_time))
     fired = refused = 0
     if not duplicate:
@@ -220,6 +223,8 @@ def tick(*, job_name: str | None, schedule_time: str | None) -> TickResult:
     if fired or refused or published or videos or requeued or interrupted:
         _log.info("tick", extra={"fired": fired, "refused": refused, "published": published, "videos_polled": videos,
                                  "requeued": requeued, "interrupted": interrupted})
+    # Every tick, idle ones too: the "tick stopped" alert watches for this line going missing.
+    metrics.record(metrics.TICK_FINISHED, value=time.perf_counter() - started, fired=fired)
     return TickResult(fired=fired, refused=refused, published=published, videos_polled=videos,
                       requeued=requeued, interrupted=interrupted, duplicate_tick=duplicate)
 

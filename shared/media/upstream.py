@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from shared.exceptions import GenmediaError, QuotaExceededError, UpstreamTimeoutError, VertexAIError
+from shared.telemetry import metrics, tracing
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -78,10 +79,13 @@ def call_with_retry(call: Callable[[float], T], *, deadline: float, policy: Retr
         attempt += 1
         left = deadline - time.monotonic()
         try:
-            return call(left)
+            with tracing.child_span(f"vertex {what}", {"vertex.attempt": attempt}):
+                return call(left)
         except Exception as exc:  # noqa: BLE001 - every failure is classified; unknown ones too
             failure = classify(exc, rejected=rejected, idempotent=idempotent)
             cause = exc
+        if isinstance(failure.error, QuotaExceededError):
+            metrics.record(metrics.VERTEX_QUOTA_REFUSED, model=what.split(":", 1)[0])
         wait = max(policy.backoff(attempt), failure.retry_after or 0.0)
         left = deadline - time.monotonic()
         if not failure.retry or attempt >= policy.max_attempts or wait + policy.min_attempt_seconds > left:

@@ -53,9 +53,9 @@ class Process:
             if served.process.poll() is not None:
                 raise RuntimeError(f"{self.name} exited:\n" + "\n".join(served.log_lines()[-30:]))
             try:
-                requests.get(self.url + path, timeout=1)
+                requests.get(self.url + path, timeout=5)
                 return self
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # a loaded machine answers slowly
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"{self.name} did not start in {timeout}s") from None
                 time.sleep(0.05)

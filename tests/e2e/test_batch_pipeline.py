@@ -250,3 +250,28 @@ def test_trace_context_crosses_the_hop(make_pipeline: Callable[..., Pipeline]) -
         assert record["logging.googleapis.com/trace"] == f"projects/{PROJECT}/traces/{trace_id}"
         assert re.fullmatch(r"[0-9a-f]{16}", record["logging.googleapis.com/spanId"])
         assert record["logging.googleapis.com/trace_sampled"] is True
+
+
+def test_a_batch_items_spans_join_the_submitting_requests_trace(make_pipeline: Callable[..., Pipeline]) -> None:
+    """With TRACE_EXPORTER=console both functions write spans; the batch's hang under the POST's trace."""
+    traced = {"TRACE_EXPORTER": "console"}
+    pipeline = make_pipeline(traced, generation_env=traced)
+    trace_id = "5bf92f3577b34da6a3ce929d0e0e4737"
+    batch = pipeline.submit([{"kind": "image", "prompt": f"a traced comet {i}"} for i in range(2)],
+                            headers={"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"})
+    pipeline.wait_finished(batch["id"], timeout=15)
+
+    def spans(process: Any) -> list[dict[str, Any]]:
+        return [r for r in process.log_records() if "context" in r and "severity" not in r]
+
+    consumed = wait_until(lambda: [s for s in spans(pipeline.batch) if s["name"] == "pubsub message"] or None,
+                          timeout=5, what="batch spans")
+    submitted = [s for s in spans(pipeline.generation) if s["name"] == "POST /v1/batches"]
+    assert len(submitted) == 1 and len(consumed) == 2
+    generation_spans = {s["context"]["span_id"] for s in spans(pipeline.generation)}
+    for span in consumed:
+        assert span["context"]["trace_id"] == "0x" + trace_id
+        assert span["parent_id"] in generation_spans, "each item hangs under a span of the submitting request"
+    item_lines = [r for r in pipeline.batch.log_records() if r.get("message") == "item processed"]
+    batch_spans = {s["context"]["span_id"][2:] for s in spans(pipeline.batch)}
+    assert item_lines and all(r["logging.googleapis.com/spanId"] in batch_spans for r in item_lines)
