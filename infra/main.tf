@@ -32,6 +32,7 @@ module "settings" {
   max_delivery_attempts      = var.max_delivery_attempts
   output_retention_days      = var.output_retention_days
   scheduler_cron             = var.scheduler_cron
+  notification_channels      = var.notification_channels
   scheduler_time_zone        = var.scheduler_time_zone
   api_key_pepper_version     = var.api_key_pepper_version
   rate_limits                = var.rate_limits
@@ -62,4 +63,17 @@ module "platform" {
   scheduler                = module.settings.scheduler
   api_key_pepper_functions = module.settings.api_key_pepper_functions
   api_key_pepper_version   = module.settings.api_key_pepper_version
+}
+
+# Log-based metrics, the dashboard, alert policies and SLOs (docs/operations.md says what each alert means).
+module "observability" {
+  source = "./modules/observability"
+
+  project_id               = module.settings.project_id
+  environment              = var.name_prefix
+  function_names           = { for id, fn in module.settings.functions : id => fn.name }
+  batch_topic              = module.settings.names.batch_topic
+  dead_letter_subscription = module.settings.names.dead_letter_subscription
+  notification_channels    = module.settings.notification_channels
+  depends_on               = [module.platform]
 }

@@ -144,3 +144,8 @@ variable "functions" {
     db_max_overflow = optional(number)
   }))
 }
+
+variable "notification_channels" {
+  type        = list(string)
+  description = "Monitoring notification channel ids (projects/P/notificationChannels/N) every alert notifies; [] for none."
+}

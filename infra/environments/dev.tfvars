@@ -11,6 +11,7 @@ log_level             = "DEBUG"
 vertex_location       = "us-central1"
 max_delivery_attempts = 5
 output_retention_days = 7
+notification_channels = []
 scheduler_cron        = "* * * * *"
 scheduler_time_zone   = "Etc/UTC"
 

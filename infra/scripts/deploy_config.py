@@ -121,6 +121,7 @@ class Environment:
             "PUBSUB_BATCH_TOPIC": names["batch_topic"],
             "MAX_DELIVERY_ATTEMPTS": str(self["max_delivery_attempts"]),
             "LOG_LEVEL": self["log_level"],
+            "TRACE_EXPORTER": "gcp",
             "INSTANCE_CONNECTION_NAME": names["instance_connection_name"],
             "DB_NAME": names["database"],
             "DB_USER": self.db_user(fn),

@@ -44,7 +44,9 @@ _BOOLS = ("db_iam_auth", "db_deletion_protection")
 INGRESS = ("all", "internal-only", "internal-and-gclb")
 _FUNCTION_KEYS = ("memory", "cpu", "timeout_seconds", "min_instances", "max_instances", "concurrency", "ingress",
                   "db_pool_size", "db_max_overflow")
-KNOWN = {*_PATTERNS, *_CHOICES, *_WHOLE, *_SECONDS, *_BOOLS, "scheduler_cron", "rate_limits", "functions"}
+_CHANNEL = r"projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/notificationChannels/[0-9]+"
+KNOWN = {*_PATTERNS, *_CHOICES, *_WHOLE, *_SECONDS, *_BOOLS, "scheduler_cron", "notification_channels", "rate_limits",
+         "functions"}
 _KINDS: dict[type | tuple[type, ...], str] = {
     str: "a string", bool: "true or false", list: "a list", dict: "an object",
 }
@@ -122,6 +124,9 @@ def check_top_level(values: dict[str, Any]) -> None:
         require(values, key, bool)
     if len(require(values, "scheduler_cron", str).split()) != 5:
         raise ConfigError('scheduler_cron: must be a 5-field cron expression such as "* * * * *"')
+    channels = require(values, "notification_channels", list)
+    if not all(isinstance(channel, str) and re.fullmatch(_CHANNEL, channel) for channel in channels):
+        raise ConfigError("notification_channels: must each be projects/PROJECT/notificationChannels/ID")
     check_rate_limits(values)
 
 

@@ -236,6 +236,8 @@ BROKEN_SETTINGS = [
     ({'log_level = "DEBUG"': 'log_level = "LOUD"'}, "log_level must be one of", "log_level: must be one of"),
     ({'vertex_location = "us-central1"': 'vertex_location = "US_CENTRAL1"'}, "vertex_location must be",
      "vertex_location: must be"),
+    ({"notification_channels = []": 'notification_channels = ["email:ops@example.com"]'},
+     "notification_channels must each be", "notification_channels: must each be"),
     ({"output_retention_days = 7": "output_retention_days = 0"}, "output_retention_days must be a whole number",
      "output_retention_days: must be a whole number from 1 to 3650"),
     ({'scheduler_cron = "* * * * *"': 'scheduler_cron = "* * *"'}, "scheduler_cron must be a 5-field cron",
@@ -323,6 +325,7 @@ def test_roles_are_least_privilege_and_nothing_is_public() -> None:
     project_roles = {r["role"] for r in resources(PLATFORM, "google_project_iam_member").values()}
     assert project_roles == {
         "${each.value.role}", "${google_project_iam_custom_role.vertex_caller.name}", "roles/cloudbuild.builds.builder",
+        "roles/cloudtrace.agent",  # writes spans, nothing else: TRACE_EXPORTER=gcp
     }
     [vertex_role] = resources(PLATFORM, "google_project_iam_custom_role").values()
     assert vertex_role["permissions"] == ["aiplatform.endpoints.predict"]  # not roles/aiplatform.user

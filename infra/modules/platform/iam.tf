@@ -78,6 +78,15 @@ resource "google_project_iam_member" "runtime_vertex" {
   member  = "serviceAccount:${google_service_account.this[each.key].email}"
 }
 
+# Spans go to Cloud Trace (TRACE_EXPORTER=gcp): writing them is all the agent role allows.
+resource "google_project_iam_member" "runtime_trace" {
+  for_each = toset(local.runtime_functions)
+
+  project = var.project_id
+  role    = "roles/cloudtrace.agent"
+  member  = "serviceAccount:${google_service_account.this[each.key].email}"
+}
+
 # Download URLs (GCS V4 signed URLs) are signed by the generation function as itself through the IAM
 # Credentials API (signBlob; iamcredentials.googleapis.com is enabled in apis.tf): it needs token
 # creator on its own account, and on no other.

@@ -87,3 +87,8 @@ output "rate_limits" {
   description = "RATE_LIMIT_* of the HTTP functions (generation and scheduling)."
   value       = var.rate_limits
 }
+
+output "notification_channels" {
+  description = "Notification channels of every alert policy."
+  value       = var.notification_channels
+}

@@ -86,6 +86,16 @@ variable "output_retention_days" {
   }
 }
 
+variable "notification_channels" {
+  type        = list(string)
+  description = "Monitoring notification channel ids (projects/P/notificationChannels/N) every alert notifies; [] for none."
+
+  validation {
+    condition     = alltrue([for c in var.notification_channels : can(regex("^projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/notificationChannels/[0-9]+$", c))])
+    error_message = "notification_channels must each be projects/PROJECT/notificationChannels/ID."
+  }
+}
+
 variable "scheduler_cron" {
   type        = string
   description = "How often Cloud Scheduler calls POST /v1/schedules:tick (5-field cron; every minute is \"* * * * *\")."
