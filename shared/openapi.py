@@ -39,10 +39,11 @@ class Health(BaseModel):
 
 
 class Readiness(BaseModel):
-    """`GET /readyz`: every check passed; `checks` holds pool statistics and breaker states."""
+    """`GET /readyz`: ready. With an admin key, `checks` holds every check, pool statistics and
+    breaker states; anonymous callers get no `checks`."""
 
     status: Literal["ok"]
-    checks: dict[str, Any]
+    checks: dict[str, Any] | None = None
 
 
 class OpenApiDocument(BaseModel):
@@ -73,7 +74,7 @@ _VIDEO = {"kind": "video", "prompt": "waves at dusk", "duration_seconds": 4}
 
 CATALOG: dict[str, Operation] = {
     "GET /healthz": Operation({200: "Health"}),
-    "GET /readyz": Operation({200: "Readiness"}, errors=(503,)),
+    "GET /readyz": Operation({200: "Readiness"}, errors=(401, 403, 503)),  # a key, if sent, must be admin
     "GET /openapi.json": Operation({200: "OpenApiDocument"}),
     "POST /v1/generations": Operation({201: "Job", 202: "Job", 200: "Job"}, body="GenerationRequest",
                                       idempotent=True, examples={"image": _IMAGE, "video": _VIDEO}),
