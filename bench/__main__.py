@@ -29,6 +29,7 @@ def main() -> int:
         bench_cold_start,
         bench_generation,
         bench_logging,
+        bench_pacing,
         bench_request_overhead,
         bench_tick,
         bench_uploads,
@@ -49,6 +50,8 @@ def main() -> int:
         lines += bench_generation.main(url)
     if not wanted or "batch" in wanted:
         lines += bench_batch.main(url)
+    if not wanted or "pacing" in wanted:
+        lines += bench_pacing.main(url)
     if not wanted or "tick" in wanted:
         lines += bench_tick.main(url)
     if not wanted or "uploads" in wanted:

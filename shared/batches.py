@@ -15,9 +15,11 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from shared.exceptions import NotFoundError
-from shared.jobs import rfc3339, shown_id
+from shared.jobs import now, rfc3339, shown_id
 from shared.media.request import GenerationRequest
-from shared.outbox import enqueue
+from shared.outbox import enqueue, trace_attributes
+from shared.quotas.admission import paced_models
+from shared.quotas.estimate import estimate_completion
 from shared.tables import BatchRow, JobRow
 
 BatchStatus = Literal["queued", "running", "succeeded", "partially_failed", "failed"]
@@ -40,12 +42,19 @@ class Batch(BaseModel):
     total: int
     counts: BatchCounts
     schedule_id: str | None = None
+    # While items are queued: when the last should have started, from its place in the queue and the
+    # Vertex AI budget of its model (see shared.quotas).
+    estimated_completion_at: datetime | None = None
     created_at: datetime
     updated_at: datetime
 
     @field_serializer("created_at", "updated_at")
     def _rfc3339(self, value: datetime) -> str:
         return rfc3339(value)
+
+    @field_serializer("estimated_completion_at")
+    def _rfc3339_or_none(self, value: datetime | None) -> str | None:
+        return rfc3339(value) if value is not None else None
 
 
 def derive_status(counts: BatchCounts) -> BatchStatus:
@@ -68,23 +77,31 @@ class NewBatch:
 
 
 def create_batches(session: Session, batches: list[NewBatch], *, topic: str) -> None:
-    """Insert batches, one queued job per item and one outbox message per item, in the caller's transaction.
+    """Insert batches and one queued job per item in the caller's transaction, with one outbox message
+    per item whose model is unpaced. Items of paced models wait in the queue: the caller runs
+    `shared.quotas.queue.dispatch_waiting` after the commit, which publishes them at their budget's pace.
 
-    Three multi-row INSERTs whatever the number of batches, so a tick firing hundreds of schedules
+    A few multi-row statements whatever the number of batches, so a tick firing hundreds of schedules
     stays a short transaction.
     """
+    trace = trace_attributes()
     session.execute(insert(BatchRow), [
-        {"id": b.id, "owner_id": b.owner_id, "total": len(b.requests), "schedule_id": b.schedule_id}
+        {"id": b.id, "owner_id": b.owner_id, "total": len(b.requests), "schedule_id": b.schedule_id,
+         "trace_attributes": trace}
         for b in batches
     ])
+    paced = paced_models(session, {str(r.model) for b in batches for r in b.requests})
+    created = now()
     items = [
         {"id": f"{b.id}_{i:04d}", "owner_id": b.owner_id, "kind": r.kind, "model": r.model,
-         "status": "queued", "request": r.model_dump(exclude_none=True), "batch_id": b.id, "item_index": i}
+         "status": "queued", "request": r.model_dump(exclude_none=True), "batch_id": b.id, "item_index": i,
+         "admitted_at": None if r.model in paced else created}
         for b in batches for i, r in enumerate(b.requests)
     ]
     session.execute(insert(JobRow), items)
     enqueue(session, topic, [
-        {"batch_id": item["batch_id"], "item_id": item["id"], "request": item["request"]} for item in items
+        {"batch_id": item["batch_id"], "item_id": item["id"], "request": item["request"]}
+        for item in items if item["admitted_at"] is not None
     ])
 
 
@@ -99,5 +116,7 @@ def get_batch(session: Session, batch_id: str, *, owner_id: str | None = None) -
     ).all()
     counts = BatchCounts(**{status: n for status, n, _ in grouped})
     updated = max([row.updated_at, *[u for _, _, u in grouped if u is not None]])
+    estimate = estimate_completion(session, row.id, row.owner_id, row.created_at) if counts.queued else None
     return Batch(id=row.id, status=derive_status(counts), total=row.total, counts=counts,
-                 schedule_id=row.schedule_id, created_at=row.created_at, updated_at=updated)
+                 schedule_id=row.schedule_id, estimated_completion_at=estimate, created_at=row.created_at,
+                 updated_at=updated)

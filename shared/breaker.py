@@ -4,12 +4,13 @@ Only state changes take the lock; the wrapped call runs outside it, so concurren
 closed breaker run concurrently (pybreaker holds its lock around the call and serialises them).
 
 What an outcome means to the breaker:
-- failure: an exception with `retryable = True` (quota, 5xx, timeout: the `VertexAIError` family),
+- failure: an exception with `retryable = True` (5xx, timeout: the `VertexAIError` family),
   or a builtin `TimeoutError`/`ConnectionError` that escaped translation. `failure_threshold`
   consecutive failures open the breaker.
 - success: a return, or an error with `retryable = False` (content filtered, a 400): the upstream
   answered coherently, so it is up; this resets the streak, and closes a half-open breaker.
-- neutral: anything else (a bug of ours) says nothing about the upstream and changes nothing.
+- neutral: a quota refusal (429: the upstream is up, we asked too often; `shared.quotas` paces and
+  adapts to it), or anything else (a bug of ours), says nothing about the upstream's health.
 Open: every call fails fast with `CircuitOpenError` until `reset_timeout` has passed; then half-open:
 exactly one probe goes through (others still fail fast); its outcome closes or reopens the breaker.
 Outcomes of calls started before the last state change are ignored, so a slow call that began while
@@ -27,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, ParamSpec, TypeVar
 
-from shared.exceptions import ServiceUnavailableError
+from shared.exceptions import QuotaExceededError, ServiceUnavailableError
 
 __all__ = [
     "CircuitBreaker",
@@ -58,7 +59,7 @@ class CircuitOpenError(ServiceUnavailableError):
 
 
 def _outcome(exc: BaseException) -> Outcome:
-    if isinstance(exc, CircuitOpenError):
+    if isinstance(exc, (CircuitOpenError, QuotaExceededError)):
         return "neutral"
     if isinstance(exc, (TimeoutError, ConnectionError)):
         return "failure"

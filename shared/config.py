@@ -13,7 +13,9 @@ import sys
 from functools import lru_cache
 from typing import Literal, NoReturn
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+
+from shared.quotas.spec import Quota, parse_quotas
 
 _MiB = 1024 * 1024
 
@@ -87,6 +89,10 @@ class Settings(BaseModel):
     rate_limit_batch_items: int = Field(default=1000, ge=0)
     rate_limit_schedule: int = Field(default=30, ge=0)
     rate_limit_read: int = Field(default=600, ge=0)
+    # The project's Vertex AI budget per model (`model=CALLS/SECONDS,...`), shared by every instance of
+    # every function; the share of each window kept for synchronous generations.
+    vertex_quotas: dict[str, Quota] = Field(default_factory=dict)
+    vertex_quota_sync_share: float = Field(default=0.2, ge=0, le=0.9)
     breaker_failure_threshold: int = Field(default=5, ge=1, le=100)
     breaker_reset_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
     # Cloud Scheduler's OIDC token on :tick: its audience, service account, and the certs to verify it.
@@ -109,6 +115,11 @@ class Settings(BaseModel):
         if isinstance(level, str):
             merged["log_level"] = level.upper()
         return {k: v for k, v in merged.items() if v != ""}
+
+    @field_validator("vertex_quotas", mode="before")
+    @classmethod
+    def _parse_quotas(cls, value: object) -> object:
+        return parse_quotas(value) if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _check_database(self) -> Settings:

@@ -55,6 +55,11 @@ def _guarded(breaker_name: str, call: Callable[..., T], *args: Any, **kwargs: An
     return breaker_for(breaker_name).call(call, *args, **kwargs)
 
 
+def warm_backend() -> None:
+    """Build the backend and its clients before waiting for a call slot (a cold start takes seconds)."""
+    _backend().warm()
+
+
 def run_generation(job_id: str, request: GenerationRequest | None = None) -> Job:
     """Generate an image to the end, or start a video's operation; returns the job after.
 

@@ -224,7 +224,8 @@ def requeue_stale_items(session: Session, *, limit: int, queued_after_seconds: f
     lease), so the caller publishes them again; a duplicate has no second effect. Their `updated_at`
     moves to now, so each is requeued at most once per interval.
     """
-    stale_queued = (JobRow.status == "queued") & (
+    # Items still waiting for their turn (shared.quotas: admitted_at unset) were never published.
+    stale_queued = (JobRow.status == "queued") & JobRow.admitted_at.is_not(None) & (
         JobRow.updated_at < func.now() - func.make_interval(0, 0, 0, 0, 0, 0, queued_after_seconds))
     dead_lease = (JobRow.status == "running") & (JobRow.lease_until < func.now())
     due = (

@@ -47,12 +47,23 @@ def trace_attributes() -> dict[str, str]:
 
 def enqueue(session: Session, topic: str, payloads: list[dict[str, Any]]) -> None:
     """Add messages to the outbox inside the caller's transaction."""
+    if not payloads:
+        return
     attributes = trace_attributes()
     path = topic_path(topic)
     session.execute(
         insert(OutboxRow),
         [{"topic": path, "payload": p, "attributes": attributes} for p in payloads],
     )
+
+
+def enqueue_with_attributes(session: Session, topic: str,
+                            messages: list[tuple[dict[str, Any], dict[str, str]]]) -> None:
+    """Add messages with their own attributes (each batch's trace, when items go out later than it)."""
+    if not messages:
+        return
+    path = topic_path(topic)
+    session.execute(insert(OutboxRow), [{"topic": path, "payload": p, "attributes": a} for p, a in messages])
 
 
 def _get_publisher() -> Any:

@@ -23,6 +23,8 @@ class BatchRow(Base):
     owner_id: Mapped[str] = mapped_column(Text, default="")
     total: Mapped[int] = mapped_column(Integer)
     schedule_id: Mapped[str | None] = mapped_column(Text)
+    # googclient_traceparent of the request that created it: items published later join its trace.
+    trace_attributes: Mapped[dict[str, str]] = mapped_column(JSONB, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_NOW)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_NOW)
 
@@ -47,6 +49,8 @@ class JobRow(Base):
     lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     poll_count: Mapped[int] = mapped_column(Integer, default=0)
     next_poll_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # A batch item's call slot (shared.quotas); None while it waits its turn in the queue.
+    admitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_NOW)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_NOW)
 

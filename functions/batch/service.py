@@ -3,11 +3,16 @@
 Pub/Sub delivers at least once, in any order, sometimes concurrently. The item's row decides: a lease
 lets one delivery work at a time, final statuses make duplicates no-ops, and the attempt counter
 (ours, since direct push carries no `deliveryAttempt`) bounds retries of transient failures.
+
+Items are published once admitted to their model's Vertex AI budget (shared.quotas): a delivery
+waits for its item's slot, a 429 sends the item back to the queue (acked, no attempt spent), and each
+finished item admits the next ones, so the queue drains at the pace of the budget.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 
 import pydantic
 
@@ -16,9 +21,14 @@ from shared.breaker import CircuitOpenError
 from shared.config import get_settings
 from shared.database import session_scope
 from shared.events import MalformedMessageError, PubSubMessage
-from shared.exceptions import GenmediaError
-from shared.generation import fail_job, run_generation
+from shared.exceptions import GenmediaError, QuotaExceededError
+from shared.generation import fail_job, run_generation, warm_backend
 from shared.jobs import JobError, claim_item, release_item, shown_id
+from shared.media.upstream import quota_refusals_returned
+from shared.outbox import publish_pending
+from shared.quotas.admission import defer_item, take_slot
+from shared.quotas.budget import MAX_HORIZON
+from shared.quotas.queue import dispatch
 
 _log = logging.getLogger("genmedia.batch")
 
@@ -37,10 +47,11 @@ def process_item(message: PubSubMessage) -> None:
     """Run the item's generation once; raise only what Pub/Sub should redeliver."""
     item = parse_item(message)
     settings = get_settings()
+    # The lease covers the wait for the slot too (at most the pacing horizon).
+    lease = settings.job_lease_seconds + MAX_HORIZON
     with session_scope() as session:
         # The batch too: a message must not run a job of another batch (or a single generation).
-        state, attempts = claim_item(session, item.item_id, batch_id=item.batch_id,
-                                     lease_seconds=settings.job_lease_seconds)
+        state, attempts = claim_item(session, item.item_id, batch_id=item.batch_id, lease_seconds=lease)
     attempts = max(attempts, message.delivery_attempt or 0)
     if state == "missing":
         raise MalformedMessageError(f"item {shown_id(item.item_id)} of batch {shown_id(item.batch_id)} does not exist")
@@ -52,18 +63,50 @@ def process_item(message: PubSubMessage) -> None:
         # dead-letter the message. If the holder dies, the tick requeues the item when its lease ends.
         _log.info("delivery of an item in progress acknowledged", extra={"item_id": item.item_id})
         return
+    warm_backend()
+    model, wait = take_slot(item.item_id)
+    if wait is None:
+        _log.info("item not admitted yet, left in the queue", extra={"item_id": item.item_id})
+        return
     try:
-        job = run_generation(item.item_id)
+        time.sleep(wait)
+        _generate(item.item_id, model, attempts)
+    finally:
+        refill(model)
+
+
+def _generate(item_id: str, model: str, attempts: int) -> None:
+    settings = get_settings()
+    try:
+        with quota_refusals_returned():
+            job = run_generation(item_id)
+    except QuotaExceededError:
+        # Not the item's failure and not an attempt: back to the queue for a later slot, acked.
+        defer_item(item_id, model)
+        _log.info("vertex quota refused the item, deferred", extra={"item_id": item_id, "model": model})
+        return
     except Exception as exc:
         # A bug of ours (or a row this version cannot read) is retried like an outage, and bounded alike.
         err = exc if isinstance(exc, GenmediaError) else GenmediaError(detail=type(exc).__name__)
         if attempts >= settings.max_delivery_attempts and not isinstance(err, CircuitOpenError):
-            _log.error("item failed after %d attempts: %s", attempts, err, extra={"item_id": item.item_id})
+            _log.error("item failed after %d attempts: %s", attempts, err, extra={"item_id": item_id})
             message = f"{err.message} (gave up after {attempts} attempts)"
-            fail_job(item.item_id, JobError(reason=err.reason, message=message))
+            fail_job(item_id, JobError(reason=err.reason, message=message))
             return
         with session_scope() as session:
             # An open breaker is Vertex AI being down, not this item failing: do not spend an attempt.
-            release_item(session, item.item_id, refund_attempt=isinstance(err, CircuitOpenError))
+            release_item(session, item_id, refund_attempt=isinstance(err, CircuitOpenError))
         raise
-    _log.info("item processed", extra={"item_id": item.item_id, "status": job.status, "attempts": attempts})
+    _log.info("item processed", extra={"item_id": item_id, "status": job.status, "attempts": attempts})
+
+
+def refill(model: str) -> None:
+    """Admit and publish the model's next queued items now that this one has used its slot."""
+    topic = get_settings().pubsub_batch_topic
+    if not topic:
+        return  # the tick dispatches instead
+    try:
+        if dispatch(model, topic):
+            publish_pending()
+    except GenmediaError as err:
+        _log.warning("next items not admitted now, the tick will: %s", err)

@@ -7,7 +7,7 @@ import logging
 from shared.batches import Batch, NewBatch, create_batches, get_batch
 from shared.config import get_settings
 from shared.database import session_scope
-from shared.exceptions import GenmediaError, ServiceUnavailableError
+from shared.exceptions import GenmediaError, QuotaExceededError, ServiceUnavailableError
 from shared.generation import advance_video, run_generation
 from shared.idempotency import release, replayed
 from shared.jobs import Job, create_job, get_job, mark_failed, new_id
@@ -15,6 +15,8 @@ from shared.media.capabilities import resolve, resolve_all
 from shared.media.request import GenerationRequest
 from shared.outbox import publish_pending
 from shared.uploads.references import resolve_inputs
+from shared.quotas.admission import QuotaShareSpentError, admit_sync, count_sync_refusal, record_sync_refusal
+from shared.quotas.queue import dispatch_waiting
 
 SCOPE_GENERATIONS = "generations"
 _log = logging.getLogger("genmedia.generation")
@@ -25,17 +27,25 @@ def create_generation(
 ) -> tuple[Job, bool]:
     """Record and run one generation; returns the job and whether this call created it."""
     [resolved] = resolve_inputs([("", resolve(request))], owner_id=owner_id)
-    job_id = new_id("gen")
-    with session_scope() as session:
-        earlier = replayed(session, owner_id=owner_id, scope=SCOPE_GENERATIONS, key=idempotency_key,
-                           digest=digest, resource_id=job_id)
-        if earlier is not None:
-            return Job.from_row(get_job(session, earlier, owner_id=owner_id)), False
-        create_job(session, resolved, owner_id=owner_id, job_id=job_id, status="running",
-                   lease_seconds=get_settings().job_lease_seconds)
+    job_id, model = new_id("gen"), str(resolved.model)
+    try:
+        with session_scope() as session:
+            earlier = replayed(session, owner_id=owner_id, scope=SCOPE_GENERATIONS, key=idempotency_key,
+                               digest=digest, resource_id=job_id)
+            if earlier is not None:
+                return Job.from_row(get_job(session, earlier, owner_id=owner_id)), False
+            create_job(session, resolved, owner_id=owner_id, job_id=job_id, status="running",
+                       lease_seconds=get_settings().job_lease_seconds)
+            # Last: the budget row is locked until this commit only. Refused: nothing is kept.
+            admit_sync(session, model)
+    except QuotaShareSpentError:
+        count_sync_refusal(model)
+        raise
     try:
         return run_generation(job_id, resolved), True
     except Exception as exc:
+        if isinstance(exc, QuotaExceededError):
+            record_sync_refusal(model)  # Vertex AI refused below our budget: it adapts
         # Transient (or a bug): the job is recorded as failed, never left running, and the key is
         # released so a retry runs again.
         err = exc if isinstance(exc, GenmediaError) else GenmediaError(detail=type(exc).__name__)
@@ -74,9 +84,11 @@ def resolve_items(items: list[GenerationRequest], *, owner_id: str) -> list[Gene
     return resolve_inputs(list(zip(prefixes, resolved, strict=True)), owner_id=owner_id)
 
 
-def publish_outbox() -> None:
-    """Publish what is pending now; a failure leaves rows for the next request or tick."""
+def publish_outbox(topic: str) -> None:
+    """Admit what the budgets allow and publish what is pending now; a failure leaves the rest for the
+    next request, finished item or tick."""
     try:
+        dispatch_waiting(topic)
         publish_pending()
     except GenmediaError as err:
         _log.warning("outbox not published now, will be later: %s", err)
@@ -97,7 +109,7 @@ def create_batch(
         if earlier is not None:
             return get_batch(session, earlier, owner_id=owner_id), False
         create_batches(session, [NewBatch(batch_id, owner_id, resolved)], topic=topic)
-    publish_outbox()
+    publish_outbox(topic)
     with session_scope() as session:
         return get_batch(session, batch_id, owner_id=owner_id), True
 

@@ -33,6 +33,8 @@ from shared.generation import advance_due_videos
 from shared.jobs import JobError, new_id, requeue_stale_items
 from shared.leases import interrupt_abandoned_generations
 from shared.outbox import enqueue, publish_pending
+from shared.quotas.admission import paced_models
+from shared.quotas.queue import close_windows, dispatch_waiting
 from shared.ratelimit import prune_rate_limits
 from shared.tables import ScheduleRow, ScheduleRunRow, TickRow
 from shared.telemetry import metrics
@@ -215,14 +217,18 @@ def tick(*, job_name: str | None, schedule_time: str | None) -> TickResult:
             _record_tick(job_name, schedule_time, fired)
     requeued = requeue_lost_items(topic)
     interrupted = interrupt_abandoned()
+    # Admit what each model's Vertex AI budget allows now (also restarts a queue whose last finishing
+    # item died with its instance), and log the windows that ended since.
+    admitted = dispatch_waiting(topic)
+    close_windows()
     published = 0
     while (count := publish_pending()) > 0:
         published += count
     videos = advance_due_videos()
     housekeeping()
-    if fired or refused or published or videos or requeued or interrupted:
+    if fired or refused or published or videos or requeued or interrupted or admitted:
         _log.info("tick", extra={"fired": fired, "refused": refused, "published": published, "videos_polled": videos,
-                                 "requeued": requeued, "interrupted": interrupted})
+                                 "requeued": requeued, "interrupted": interrupted, "admitted": admitted})
     # Every tick, idle ones too: the "tick stopped" alert watches for this line going missing.
     metrics.record(metrics.TICK_FINISHED, value=time.perf_counter() - started, fired=fired)
     return TickResult(fired=fired, refused=refused, published=published, videos_polled=videos,
@@ -241,12 +247,17 @@ def interrupt_abandoned(limit: int = 500) -> int:
 
 
 def requeue_lost_items(topic: str, limit: int = 500) -> int:
-    """Publish again the batch items whose delivery was lost (see `jobs.requeue_stale_items`)."""
+    """Publish again the batch items whose delivery was lost (see `jobs.requeue_stale_items`); those of
+    paced models go back to their queue instead, to be published again when their turn comes."""
     settings = get_settings()
     with session_scope() as session:
         rows = requeue_stale_items(session, limit=limit, queued_after_seconds=settings.item_requeue_after_seconds)
-        if rows:
-            enqueue(session, topic, [{"batch_id": r.batch_id, "item_id": r.id, "request": r.request} for r in rows])
+        paced = paced_models(session, {r.model for r in rows}) if rows else set()
+        for row in rows:
+            if row.model in paced:
+                row.status, row.admitted_at, row.lease_until = "queued", None, None
+        enqueue(session, topic, [{"batch_id": r.batch_id, "item_id": r.id, "request": r.request}
+                                 for r in rows if r.model not in paced])
     if rows:
         _log.warning("requeued %d batch items whose delivery was lost", len(rows))
     return len(rows)

@@ -37,6 +37,9 @@ class MediaBackend(ABC):
     def poll_video(self, operation_name: str, *, model: str, job_id: str) -> list[MediaOutput] | None:
         """Look at the operation once: None while it runs, its outputs once done (never waits)."""
 
+    def warm(self) -> None:  # noqa: B027 - optional hook, nothing to do by default
+        """Build clients now (imports included), so a paced call leaves on its slot, not seconds later."""
+
 
 _lock = threading.Lock()
 _cached: tuple[Settings, MediaBackend] | None = None

@@ -13,7 +13,9 @@ import logging
 import random
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -32,6 +34,20 @@ _REDACTIONS = (
     # Long base64 runs are media bytes or keys (e.g. a parser error quoting the response): never kept.
     (re.compile(r"[A-Za-z0-9+/_-]{40,}={0,2}"), "[data]"),
 )
+
+
+# Paced callers (batch items) put a refused call back in their queue instead of retrying into the quota.
+_retry_quota: ContextVar[bool] = ContextVar("genmedia_retry_quota", default=True)
+
+
+@contextmanager
+def quota_refusals_returned() -> Iterator[None]:
+    """Inside the block a Vertex 429 is raised at once (QuotaExceededError), never retried here."""
+    token = _retry_quota.set(False)
+    try:
+        yield
+    finally:
+        _retry_quota.reset(token)
 
 
 def sanitise(text: object, limit: int = 240) -> str:
@@ -123,7 +139,7 @@ def _classify_status(exc: Any, rejected: type[VertexAIError]) -> _Failure:
     detail = f"HTTP {code} {exc.status or ''}: {message}".strip()
     retry_after = _retry_after(exc)
     if code == 429:
-        return _Failure(QuotaExceededError(detail=detail), retry=True, retry_after=retry_after)
+        return _Failure(QuotaExceededError(detail=detail), retry=_retry_quota.get(), retry_after=retry_after)
     if code in (408, 504):
         return _Failure(UpstreamTimeoutError(detail=detail), retry=True, retry_after=retry_after)
     if code >= 500:

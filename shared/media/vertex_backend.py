@@ -87,6 +87,9 @@ class VertexBackend(MediaBackend):
                     client = self._clients[location] = build_client(self._settings, location)
         return client
 
+    def warm(self) -> None:
+        self.client()
+
     def generate_image(self, request: GenerationRequest, *, job_id: str) -> list[MediaOutput]:
         request = resolve(request)
         vertex_requests.require_resolved(request)

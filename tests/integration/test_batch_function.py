@@ -273,6 +273,32 @@ def test_transient_failure_then_success_generates_once(vertex_batch: Any, vertex
     assert len(vertex_standin.calls()) == 1
 
 
+def test_a_vertex_quota_refusal_sends_the_item_back_to_the_queue_without_spending_an_attempt(
+    vertex_batch: Any, vertex_standin: Any, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Vertex AI answers 429 below the configured quota: acked (never nacked into Pub/Sub's backoff), not
+    retried into the quota, the item queued again for a later slot with its attempt refunded, the
+    budget cut; the redelivery of its new turn succeeds."""
+    model = str(resolve(GenerationRequest(kind="image", prompt="x")).model)
+    monkeypatch.setenv("VERTEX_QUOTAS", f"{model}=600/60")
+    config.get_settings.cache_clear()
+    make_batch(["a crowded sky"], batch_id="bat_quota")
+    body = push_body(item_data(0, "bat_quota"), message_id="5004")
+    vertex_standin.queue("quota", times=1000)
+    assert vertex_batch.post("/", json=body).status_code == 200
+    assert len(vertex_standin.calls()) == 1
+    item = stored("bat_quota_0000")
+    assert (item["status"], item["attempts"], item["error"]) == ("queued", 0, None)
+    with session_scope() as session:
+        budget = session.execute(sa.text("SELECT limit_calls, deferred, tat, extract(epoch FROM now())::float8"
+                                         " AS now FROM quota_budgets WHERE model = :m"), {"m": model}).one()
+    assert budget.limit_calls == pytest.approx(420.0) and budget.deferred == 1  # cut by AIMD
+    vertex_standin.reset()
+    assert vertex_batch.post("/", json=body).status_code == 200
+    item = stored("bat_quota_0000")
+    assert (item["status"], item["attempts"], len(item["outputs"])) == ("succeeded", 1, 1)
+
+
 def test_permanent_failure_is_acked_and_recorded(vertex_batch: Any) -> None:
     """A content-filtered prompt: 200 on the first delivery, the item failed with its reason."""
     make_batch(["[standin:rai-filtered] something filtered"], batch_id="bat_filtered")

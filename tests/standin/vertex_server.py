@@ -21,6 +21,11 @@ Input pictures are checked as Vertex does (tests/standin/vertex_shapes.py): Veo'
 and `referenceImages[].image` must be `{gcsUri, mimeType}` (or `{bytesBase64Encoded, mimeType}`),
 Gemini parts `text`, `inlineData` or `fileData {fileUri, mimeType}`; anything else is a 400.
 
+Quota enforcement, as Vertex AI does per project and base model: `standin.set_quota(model, calls,
+seconds)` (or POST /_standin/config {"quotas": {model: [calls, seconds]}}) answers 429 to every
+generation call (not operation polls) past `calls` in a fixed window of `seconds`; windows start when
+the stand-in does, so their edges fall anywhere against the caller's. `refusals` counts those 429s.
+
 Every request is recorded (`requests`, GET /_standin/requests) for tests to assert path and body.
 Standalone: `python -m tests.standin.vertex_server --port 8090`.
 """
@@ -58,6 +63,7 @@ class Recorded:
     path: str
     headers: dict[str, str]
     body: Any
+    at: float = 0.0  # time.monotonic() when it arrived
 
     @property
     def rpc(self) -> str:
@@ -87,6 +93,10 @@ class VertexStandIn:
         self._queue: deque[tuple[str, str | None]] = deque()
         self._hits: Counter[tuple[str, str]] = Counter()
         self._lock = threading.Lock()
+        self.quotas: dict[str, tuple[int, float]] = {}
+        self.refusals: Counter[str] = Counter()
+        self._window_calls: Counter[tuple[str, int]] = Counter()
+        self._epoch = time.monotonic()
 
     # --- control --------------------------------------------------------------------------------
 
@@ -94,6 +104,27 @@ class VertexStandIn:
         """Answer the next `times` calls (of `method`, or any) with `scenario`."""
         with self._lock:
             self._queue.extend([(scenario, method)] * times)
+
+    def set_quota(self, model: str, calls: int, seconds: float) -> None:
+        """Admit at most `calls` generation calls of `model` per fixed window of `seconds` (0 calls: no limit)."""
+        with self._lock:
+            if calls:
+                self.quotas[model] = (calls, seconds)
+            else:
+                self.quotas.pop(model, None)
+
+    def _over_quota(self, model: str, method: str) -> bool:
+        with self._lock:
+            quota = self.quotas.get(model)
+            if quota is None or method == "fetchPredictOperation":
+                return False
+            calls, seconds = quota
+            window = (model, int((time.monotonic() - self._epoch) // seconds))
+            if self._window_calls[window] >= calls:
+                self.refusals[model] += 1
+                return True
+            self._window_calls[window] += 1
+            return False
 
     def reset_queue(self) -> None:
         """Drop the queued scenarios (keep the log and the operations)."""
@@ -107,6 +138,9 @@ class VertexStandIn:
             self._queue.clear()
             self._hits.clear()
             self.retry_after = None
+            self.quotas.clear()
+            self.refusals.clear()
+            self._window_calls.clear()
 
     def calls(self, rpc: str | None = None) -> list[Recorded]:
         """Recorded Vertex calls, optionally only those of one method ("predict", ...)."""
@@ -123,7 +157,7 @@ class VertexStandIn:
         except ValueError:
             return responses.error(400, "INVALID_ARGUMENT", "Invalid JSON payload received.")
         with self._lock:
-            self.requests.append(Recorded(request.method, request.path, request.headers, body))
+            self.requests.append(Recorded(request.method, request.path, request.headers, body, time.monotonic()))
         route = _ROUTE.match(request.path)
         if request.method != "POST" or route is None:
             return responses.error(404, "NOT_FOUND", f"The requested URL {request.path} was not found.")
@@ -136,6 +170,8 @@ class VertexStandIn:
         problem = shapes.problem(method, body)
         if problem is not None:
             return responses.error(400, "INVALID_ARGUMENT", problem)
+        if self._over_quota(model, method):
+            return responses.quota(model, self.retry_after)
         return self._answer(method, route.groupdict(), body)
 
     def _answer(self, method: str, route: dict[str, str], body: dict[str, Any]) -> Reply:
@@ -218,6 +254,8 @@ class VertexStandIn:
         if request.path == "/_standin/config" and isinstance(payload, dict):
             self.slow_seconds = float(payload.get("slow_seconds", self.slow_seconds))
             self.retry_after = payload.get("retry_after", self.retry_after)
+            for model, (calls, seconds) in (payload.get("quotas") or {}).items():
+                self.set_quota(str(model), int(calls), float(seconds))
             return Reply.json(200, {"slow_seconds": self.slow_seconds, "retry_after": self.retry_after})
         if request.path == "/_standin/requests":
             return Reply.json(200, [r.__dict__ for r in self.calls()])

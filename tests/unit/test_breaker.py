@@ -59,8 +59,19 @@ def trip(cb: CircuitBreaker, times: int, exc: BaseException | None = None) -> No
 
 def test_opens_after_threshold_consecutive_retryable_failures(clock: FakeClock) -> None:
     cb = CircuitBreaker("m", failure_threshold=3, reset_timeout=30, clock=clock)
-    trip(cb, 2, QuotaExceededError())
+    trip(cb, 2, VertexAIError())
     assert cb.snapshot()["state"] == "closed"
+    trip(cb, 1, UpstreamTimeoutError())
+    assert cb.snapshot()["state"] == "open"
+
+
+def test_quota_refusals_neither_open_nor_reset_the_breaker(clock: FakeClock) -> None:
+    """A 429 says the upstream is up and we asked too often: the pacer's business, not the breaker's."""
+    cb = CircuitBreaker("m", failure_threshold=2, reset_timeout=30, clock=clock)
+    trip(cb, 5, QuotaExceededError())
+    assert cb.snapshot() == {"state": "closed", "consecutive_failures": 0, "retry_after": 0.0}
+    trip(cb, 1, UpstreamTimeoutError())
+    trip(cb, 1, QuotaExceededError())
     trip(cb, 1, UpstreamTimeoutError())
     assert cb.snapshot()["state"] == "open"
 

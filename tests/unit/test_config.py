@@ -29,6 +29,10 @@ def start(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     ({"GENERATION_BACKEND": "vertex"}, "OUTPUT_BUCKET"),
     ({"API_KEY_PEPPER": "short"}, "API_KEY_PEPPER"),
     ({"DATABASE_URL": ""}, "DATABASE_URL"),
+    ({"VERTEX_QUOTAS": "imagen-4.0-generate-001=60"}, "VERTEX_QUOTAS"),
+    ({"VERTEX_QUOTAS": "imagen-4.0-generate-001=0/60"}, "VERTEX_QUOTAS"),
+    ({"VERTEX_QUOTAS": "imagen-4.0-generate-001=-5/60"}, "VERTEX_QUOTAS"),
+    ({"VERTEX_QUOTA_SYNC_SHARE": "2"}, "VERTEX_QUOTA_SYNC_SHARE"),
     ({"DATABASE_URL": "", "INSTANCE_CONNECTION_NAME": "p:r:i", "DB_USER": "u", "DB_NAME": "d"}, "DB_PASS"),
 ])
 def test_a_bad_setting_stops_start_up_with_one_line_naming_it(override: dict[str, str], variable: str) -> None:
