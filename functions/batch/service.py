@@ -26,7 +26,7 @@ from shared.generation import fail_job, run_generation, warm_backend
 from shared.jobs import JobError, claim_item, release_item, shown_id
 from shared.media.upstream import quota_refusals_returned
 from shared.outbox import publish_pending
-from shared.quotas.admission import defer_item, take_slot
+from shared.quotas.admission import Slot, defer_item, read_slot, take_slot
 from shared.quotas.budget import MAX_HORIZON
 from shared.quotas.queue import dispatch
 
@@ -49,9 +49,13 @@ def process_item(message: PubSubMessage) -> None:
     settings = get_settings()
     # The lease covers the wait for the slot too (at most the pacing horizon).
     lease = settings.job_lease_seconds + MAX_HORIZON
+    warm_backend()  # before the slot is read: a cold client takes seconds, and the call must leave on time
+    slot: Slot | None = None
     with session_scope() as session:
         # The batch too: a message must not run a job of another batch (or a single generation).
         state, attempts = claim_item(session, item.item_id, batch_id=item.batch_id, lease_seconds=lease)
+        if state == "claimed":
+            slot = read_slot(session, item.item_id)
     attempts = max(attempts, message.delivery_attempt or 0)
     if state == "missing":
         raise MalformedMessageError(f"item {shown_id(item.item_id)} of batch {shown_id(item.batch_id)} does not exist")
@@ -63,16 +67,17 @@ def process_item(message: PubSubMessage) -> None:
         # dead-letter the message. If the holder dies, the tick requeues the item when its lease ends.
         _log.info("delivery of an item in progress acknowledged", extra={"item_id": item.item_id})
         return
-    warm_backend()
-    model, wait = take_slot(item.item_id)
+    assert slot is not None
+    wait = slot.wait if slot.wait is not None else take_slot(item.item_id, slot.model)
     if wait is None:
         _log.info("item not admitted yet, left in the queue", extra={"item_id": item.item_id})
         return
     try:
         time.sleep(wait)
-        _generate(item.item_id, model, attempts)
+        _generate(item.item_id, slot.model, attempts)
     finally:
-        refill(model)
+        if slot.paced:
+            refill(slot.model)
 
 
 def _generate(item_id: str, model: str, attempts: int) -> None:

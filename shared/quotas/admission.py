@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import text
@@ -22,7 +23,8 @@ from shared.quotas import store
 from shared.quotas.budget import DEFAULT_WINDOW_SECONDS, refuse, reserve
 from shared.quotas.budget import admit_sync as admit_sync_call
 
-__all__ = ["QuotaShareSpentError", "admit_sync", "count_sync_refusal", "defer_item", "paced_models", "take_slot"]
+__all__ = ["QuotaShareSpentError", "Slot", "admit_sync", "count_sync_refusal", "defer_item", "paced_models",
+           "read_slot", "take_slot"]
 
 
 class QuotaShareSpentError(GenmediaError):
@@ -36,9 +38,9 @@ class QuotaShareSpentError(GenmediaError):
 
 
 _ITEM = text("""
-SELECT model, CAST(extract(epoch FROM admitted_at) AS float8) AS slot,
-       CAST(extract(epoch FROM clock_timestamp()) AS float8) AS now
-FROM jobs WHERE id = :id
+SELECT j.model, CAST(extract(epoch FROM j.admitted_at) AS float8) AS slot,
+       CAST(extract(epoch FROM clock_timestamp()) AS float8) AS now, b.limit_calls IS NOT NULL AS learnt
+FROM jobs AS j LEFT JOIN quota_budgets AS b ON b.model = j.model WHERE j.id = :id
 """)
 _SET_SLOT = text("UPDATE jobs SET admitted_at = to_timestamp(:slot) WHERE id = :id")
 _REQUEUE = text("""
@@ -87,19 +89,35 @@ def count_sync_refusal(model: str) -> None:
         store.update(session, model, lambda budget, now: (admit_sync_call(budget, now, share)[0], None))
 
 
-def take_slot(job_id: str) -> tuple[str, float | None]:
-    """(model, seconds this claimed item waits for its slot), or (model, None): no slot now, the item
-    is back in the queue (a slot more than a window old counts as none: the item was requeued)."""
+@dataclass(frozen=True)
+class Slot:
+    """A claimed item's call slot: its model, whether that model is paced, and the seconds to wait
+    (None: it holds no usable slot, see `take_slot`)."""
+
+    model: str
+    paced: bool
+    wait: float | None
+
+
+def read_slot(session: Session, job_id: str) -> Slot:
+    """The claimed item's slot, read in the claim's own transaction (one statement)."""
+    row = session.execute(_ITEM, {"id": job_id}).mappings().one()
+    model = str(row["model"])
+    quota = store.quota_for(model)
+    paced = quota is not None or bool(row["learnt"])
+    stale_after = quota.seconds if quota else DEFAULT_WINDOW_SECONDS
+    if row["slot"] is not None and row["slot"] > row["now"] - stale_after:
+        return Slot(model, paced, max(0.0, float(row["slot"] - row["now"])))
+    if not paced:
+        session.execute(_SET_SLOT, {"id": job_id, "slot": row["now"]})
+        return Slot(model, paced, 0.0)
+    return Slot(model, paced, None)
+
+
+def take_slot(job_id: str, model: str) -> float | None:
+    """A free slot now for an item that holds none (a stray or late delivery: a slot more than a window
+    old was given up when the item was requeued); None: none free, the item is back in the queue."""
     with session_scope() as session:
-        row = session.execute(_ITEM, {"id": job_id}).mappings().one()
-        model = str(row["model"])
-        quota = store.quota_for(model)
-        stale_after = quota.seconds if quota else DEFAULT_WINDOW_SECONDS
-        if row["slot"] is not None and row["slot"] > row["now"] - stale_after:
-            return model, max(0.0, float(row["slot"] - row["now"]))
-        if not paced_models(session, {model}):
-            session.execute(_SET_SLOT, {"id": job_id, "slot": row["now"]})
-            return model, 0.0
 
         def change(budget: Any, now: float) -> tuple[Any, float | None]:
             after, slots = reserve(budget, now, 1)
@@ -111,7 +129,7 @@ def take_slot(job_id: str) -> tuple[str, float | None]:
         wait = store.update(session, model, change)
         if wait is None:
             session.execute(_REQUEUE, {"id": job_id})
-        return model, wait
+        return wait
 
 
 def defer_item(job_id: str, model: str) -> None:
