@@ -14,9 +14,9 @@ from shared.jobs import Job, create_job, get_job, mark_failed, new_id
 from shared.media.capabilities import resolve, resolve_all
 from shared.media.request import GenerationRequest
 from shared.outbox import publish_pending
-from shared.uploads.references import resolve_inputs
 from shared.quotas.admission import QuotaShareSpentError, admit_sync, count_sync_refusal, record_sync_refusal
 from shared.quotas.queue import dispatch_waiting
+from shared.uploads.references import resolve_inputs
 
 SCOPE_GENERATIONS = "generations"
 _log = logging.getLogger("genmedia.generation")
