@@ -51,6 +51,7 @@ __all__ = [
 ]
 
 SCOPES = frozenset({"generate", "batch", "schedule", "admin"})
+ANY_SCOPE = "any"  # a route any valid key may call (its own webhook secret)
 KEY_PREFIX = "gm_"
 _KEY_RE = re.compile(r"gm_([0-9a-f]{12})_([A-Za-z0-9_-]{43})")
 _BEARER_RE = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr] +(\S+)")
@@ -262,7 +263,7 @@ def verify(source: Session | KeyLoader, header: str | None, scope: str, *, peppe
             (InvalidApiKeyError), all 401.
         ForbiddenError: revoked, expired, or lacking `scope` (403, with a specific reason).
     """
-    if scope not in SCOPES:
+    if scope not in SCOPES and scope != ANY_SCOPE:
         raise ValueError(f"unknown scope {scope!r}")
     key_id, secret = parse_authorization(header)
     record = _authenticate(source, key_id, _hash_secret(secret, pepper), cache_seconds)
@@ -271,7 +272,7 @@ def verify(source: Session | KeyLoader, header: str | None, scope: str, *, peppe
     if record.expires_at is not None and record.expires_at <= (now or datetime.now(UTC)):
         raise ApiKeyExpiredError()
     principal = Principal(record.id, record.name, record.scopes)
-    if not principal.has_scope(scope):
+    if scope != ANY_SCOPE and not principal.has_scope(scope):
         raise InsufficientScopeError(f"the API key lacks the '{scope}' scope this route needs",
                                      metadata={"required_scope": scope})
     return principal

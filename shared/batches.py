@@ -21,6 +21,7 @@ from shared.outbox import enqueue, trace_attributes
 from shared.quotas.admission import paced_models
 from shared.quotas.estimate import estimate_completion
 from shared.tables import BatchRow, JobRow
+from shared.webhooks.deliveries import Subscription, WebhookStatus, subscribe
 
 BatchStatus = Literal["queued", "running", "succeeded", "partially_failed", "failed"]
 
@@ -47,6 +48,7 @@ class Batch(BaseModel):
     estimated_completion_at: datetime | None = None
     created_at: datetime
     updated_at: datetime
+    webhook: WebhookStatus | None = None
 
     @field_serializer("created_at", "updated_at")
     def _rfc3339(self, value: datetime) -> str:
@@ -74,6 +76,7 @@ class NewBatch:
     owner_id: str
     requests: list[GenerationRequest]
     schedule_id: str | None = None
+    webhook_url: str | None = None
 
 
 def create_batches(session: Session, batches: list[NewBatch], *, topic: str) -> None:
@@ -103,6 +106,7 @@ def create_batches(session: Session, batches: list[NewBatch], *, topic: str) -> 
         {"batch_id": item["batch_id"], "item_id": item["id"], "request": item["request"]}
         for item in items if item["admitted_at"] is not None
     ])
+    subscribe(session, [Subscription(b.owner_id, "batch", b.id, b.webhook_url) for b in batches if b.webhook_url])
 
 
 def get_batch(session: Session, batch_id: str, *, owner_id: str | None = None) -> Batch:

@@ -100,6 +100,15 @@ class Settings(BaseModel):
     scheduler_service_account: str | None = None
     scheduler_certs_url: str = "https://www.googleapis.com/oauth2/v1/certs"
 
+    # Webhooks: http and loopback/private targets only for local development and tests (never
+    # link-local or metadata); the secret versions signed with, current first (rotation: "2,1", then "2").
+    webhook_allow_private: bool = False
+    webhook_secret_versions: str = Field(default="1", pattern=r"^\s*[1-9][0-9]{0,5}(\s*,\s*[1-9][0-9]{0,5})*\s*$")
+    webhook_timeout_seconds: float = Field(default=15.0, gt=0, le=60)
+    # POSTs in flight at once per sender; each round claims twice this many deliveries.
+    webhook_send_concurrency: int = Field(default=8, ge=1, le=64)
+    webhook_tick_budget_seconds: float = Field(default=30.0, gt=0, le=300)
+
     max_request_bytes: int = Field(default=_MiB, ge=1024, le=32 * _MiB)
     # How long an upload URL accepts its PUT; the bytes themselves live until the bucket's lifecycle rule.
     upload_url_ttl_seconds: int = Field(default=900, ge=60, le=7 * 86_400)

@@ -19,6 +19,7 @@ from shared.exceptions import GenmediaError, NotFoundError
 from shared.media.request import GenerationRequest, MediaOutput
 from shared.tables import JobRow
 from shared.telemetry import metrics
+from shared.webhooks.deliveries import WebhookStatus, job_finished
 
 Status = Literal["queued", "running", "succeeded", "failed"]
 ACTIVE: tuple[Status, ...] = ("queued", "running")
@@ -45,6 +46,7 @@ class Job(BaseModel):
     batch_id: str | None = None
     created_at: datetime
     updated_at: datetime
+    webhook: WebhookStatus | None = None
 
     @field_serializer("created_at", "updated_at")
     def _rfc3339(self, value: datetime) -> str:
@@ -114,7 +116,10 @@ def get_job(session: Session, job_id: str, *, owner_id: str | None = None) -> Jo
 
 
 def _transition(session: Session, job_id: str, from_: tuple[Status, ...], **values: Any) -> JobRow | None:
-    """The moved row, or None when the job was not in `from_` (finished, or moved by someone else)."""
+    """The moved row, or None when the job was not in `from_` (finished, or moved by someone else).
+
+    A job that ends here makes its webhook (or its batch's) due in this same transaction.
+    """
     row = session.execute(
         update(JobRow)
         .where(JobRow.id == job_id, JobRow.status.in_(from_))
@@ -124,6 +129,8 @@ def _transition(session: Session, job_id: str, from_: tuple[Status, ...], **valu
     if row is not None and row.status in FINISHED:
         metrics.record(metrics.JOB_FINISHED, value=(row.updated_at - row.created_at).total_seconds(),
                        model=row.model, kind=row.kind, status=row.status)
+    if row is not None and row.status not in ACTIVE:
+        job_finished(session, row)
     return row
 
 

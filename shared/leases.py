@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from shared.jobs import JobError
 from shared.tables import IdempotencyKeyRow, JobRow
+from shared.webhooks.deliveries import generations_ended
 
 __all__ = ["INTERRUPTED", "interrupt_abandoned_generations", "lease_expiry"]
 
@@ -53,4 +54,5 @@ def interrupt_abandoned_generations(session: Session, *, limit: int, unleased_af
     ).scalars())
     if ids:
         session.execute(delete(IdempotencyKeyRow).where(IdempotencyKeyRow.resource_id.in_(ids)))
+        generations_ended(session, ids, "failed")
     return ids

@@ -71,13 +71,15 @@ class Operation:
 
 _IMAGE = {"kind": "image", "prompt": "a red fox in fresh snow", "aspect_ratio": "16:9"}
 _VIDEO = {"kind": "video", "prompt": "waves at dusk", "duration_seconds": 4}
+_HOOK = "https://example.com/hooks/genmedia"
 
 CATALOG: dict[str, Operation] = {
     "GET /healthz": Operation({200: "Health"}),
     "GET /readyz": Operation({200: "Readiness"}, errors=(401, 403, 503)),  # a key, if sent, must be admin
     "GET /openapi.json": Operation({200: "OpenApiDocument"}),
-    "POST /v1/generations": Operation({201: "Job", 202: "Job", 200: "Job"}, body="GenerationRequest",
-                                      idempotent=True, examples={"image": _IMAGE, "video": _VIDEO}),
+    "POST /v1/generations": Operation({201: "Job", 202: "Job", 200: "Job"}, body="GenerationCreate",
+                                      idempotent=True, examples={"image": _IMAGE, "video": _VIDEO,
+                                                                 "with a webhook": {**_IMAGE, "webhook_url": _HOOK}}),
     "GET /v1/generations/<job_id>": Operation({200: "Job"}),
     "POST /v1/batches": Operation({202: "Batch", 200: "Batch"}, body="BatchCreate", idempotent=True,
                                   examples={"two": {"items": [_IMAGE, {**_IMAGE, "prompt": "a kite"}]}}),
@@ -97,6 +99,7 @@ CATALOG: dict[str, Operation] = {
     "POST /v1/schedules/<schedule_id>:pause": Operation({200: "Schedule"}),
     "POST /v1/schedules/<schedule_id>:resume": Operation({200: "Schedule"}),
     "POST /v1/schedules:tick": Operation({200: "TickResult"}),
+    "GET /v1/webhooks/secret": Operation({200: "WebhookSecret"}),
 }
 
 _SUCCESS = {200: "OK", 201: "Created", 202: "Accepted: the work goes on; poll the resource", 204: "Deleted"}
@@ -126,8 +129,9 @@ def openapi_path(path: str) -> str:
 def _namespaces(models: Sequence[Any]) -> list[Any]:
     from shared import batches, jobs  # SQLAlchemy loads here, on the first request for the document
     from shared.media import request
+    from shared.webhooks import api as webhooks
 
-    return [*models, request, jobs, batches, sys.modules[__name__], components]
+    return [*models, request, jobs, batches, webhooks, sys.modules[__name__], components]
 
 
 def _resolve(name: str, namespaces: list[Any]) -> type[BaseModel]:
@@ -230,6 +234,9 @@ def _operation(route: Route, op: Operation, refs: dict[Key, Any], defs: dict[str
     elif route.scope == "tick":
         out["security"] = [{"bearerAuth": ["admin"]}, {"cloudSchedulerOidc": []}]
         out["description"] = "Cloud Scheduler's OIDC token, or an API key with the `admin` scope."
+    elif route.scope == "any":
+        out["security"] = [{"bearerAuth": []}]
+        out["description"] = "Requires an API key (any scope)."
     else:
         out["security"] = [{"bearerAuth": [route.scope]}]
         out["description"] = f"Requires an API key with the `{route.scope}` scope (or `admin`)."

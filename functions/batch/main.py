@@ -16,8 +16,12 @@ from shared.events import pubsub_handler
 from shared.exceptions import GenmediaError
 from shared.http_api import install_error_handlers
 from shared.logging import configure_logging
+from shared.webhooks import dispatch
 
-configure_logging(load_settings_or_exit(serves_api=False))
+settings = load_settings_or_exit(serves_api=False)
+configure_logging(settings)
+if settings.api_key_pepper is not None:  # it signs webhooks; without it the tick sends them
+    dispatch.enable()
 _log = logging.getLogger("genmedia.batch")
 
 

@@ -16,6 +16,8 @@ from shared.http_api import Router, http_app, install_error_handlers, json_respo
 from shared.lazy import lazy_import
 from shared.logging import configure_logging
 from shared.validation import parse_model
+from shared.webhooks import dispatch
+from shared.webhooks.api import register_webhook_routes
 
 if TYPE_CHECKING:
     from shared.apikeys import Principal
@@ -25,26 +27,28 @@ service = lazy_import("functions.generation.service")
 models = lazy_import("functions.generation.models")
 access = lazy_import("shared.access")
 idempotency = lazy_import("shared.idempotency")
-request_models = lazy_import("shared.media.request")
 openapi = lazy_import("shared.openapi")
 uploads = lazy_import("functions.generation.uploads")
 
 configure_logging(load_settings_or_exit())
 install_error_handlers(functions_framework.errorhandler)
+dispatch.enable()
 
 router = Router()
 register_health_routes(router)
+register_webhook_routes(router)
 
 
 @router.route("POST", "/v1/generations", scope="generate")
 def create_generation(request: flask.Request, principal: Principal) -> flask.Response:
     """Start a generation: 201 with an image's final job, 202 with a running video."""
     body = read_json(request)
-    generation_request = parse_model(request_models.GenerationRequest, body)
+    create = parse_model(models.GenerationCreate, body)
     key = idempotency.parse_key(request.headers.get("Idempotency-Key"))
     access.limit(principal, "generate")
-    job, created = service.create_generation(generation_request, owner_id=principal.key_id,
-                                             idempotency_key=key, digest=idempotency.body_hash(body))
+    job, created = service.create_generation(create.generation_request(), owner_id=principal.key_id,
+                                             idempotency_key=key, digest=idempotency.body_hash(body),
+                                             webhook_url=create.webhook_url)
     status = 202 if job.status in ("queued", "running") else 201
     headers = {"Location": f"/v1/generations/{job.id}"}
     if not created:
@@ -69,7 +73,8 @@ def create_batch(request: flask.Request, principal: Principal) -> flask.Response
     key = idempotency.parse_key(request.headers.get("Idempotency-Key"))
     access.limit(principal, "batch", cost=len(batch_request.items))
     batch, created = service.create_batch(batch_request.items, owner_id=principal.key_id,
-                                          idempotency_key=key, digest=idempotency.body_hash(body))
+                                          idempotency_key=key, digest=idempotency.body_hash(body),
+                                          webhook_url=batch_request.webhook_url)
     headers = {"Location": f"/v1/batches/{batch.id}"}
     if not created:
         headers["Idempotent-Replayed"] = "true"

@@ -10,6 +10,18 @@ from shared.uploads.uploads import Upload, UploadCreate
 __all__ = ["MAX_BATCH_ITEMS", "BatchCreate", "Upload", "UploadCreate"]
 
 MAX_BATCH_ITEMS = 1000
+WEBHOOK_URL = Field(default=None, min_length=1, max_length=2048,
+                    description="https URL that receives one signed POST when the work finishes")
+
+
+class GenerationCreate(GenerationRequest):
+    """`POST /v1/generations`: a generation request, and where to say when it has finished."""
+
+    webhook_url: str | None = WEBHOOK_URL
+
+    def generation_request(self) -> GenerationRequest:
+        """The request alone, as jobs store it."""
+        return GenerationRequest.model_validate(self.model_dump(exclude={"webhook_url"}, exclude_none=True))
 
 
 class BatchCreate(BaseModel):
@@ -18,3 +30,4 @@ class BatchCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     items: list[GenerationRequest] = Field(min_length=1, max_length=MAX_BATCH_ITEMS)
+    webhook_url: str | None = WEBHOOK_URL

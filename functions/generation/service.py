@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from shared.batches import Batch, NewBatch, create_batches, get_batch
 from shared.config import get_settings
@@ -17,32 +18,45 @@ from shared.outbox import publish_pending
 from shared.quotas.admission import QuotaShareSpentError, admit_sync, count_sync_refusal, record_sync_refusal
 from shared.quotas.queue import dispatch_waiting
 from shared.uploads.references import resolve_inputs
+from shared.webhooks.api import attach_status, check_webhook_url
+from shared.webhooks.deliveries import Subscription, subscribe
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 SCOPE_GENERATIONS = "generations"
 _log = logging.getLogger("genmedia.generation")
 
 
 def create_generation(
-    request: GenerationRequest, *, owner_id: str, idempotency_key: str | None, digest: str
+    request: GenerationRequest, *, owner_id: str, idempotency_key: str | None, digest: str,
+    webhook_url: str | None = None,
 ) -> tuple[Job, bool]:
     """Record and run one generation; returns the job and whether this call created it."""
     [resolved] = resolve_inputs([("", resolve(request))], owner_id=owner_id)
+    check_webhook_url(webhook_url)
     job_id, model = new_id("gen"), str(resolved.model)
     try:
         with session_scope() as session:
             earlier = replayed(session, owner_id=owner_id, scope=SCOPE_GENERATIONS, key=idempotency_key,
                                digest=digest, resource_id=job_id)
             if earlier is not None:
-                return Job.from_row(get_job(session, earlier, owner_id=owner_id)), False
+                return _with_webhook(session, Job.from_row(get_job(session, earlier, owner_id=owner_id))), False
             create_job(session, resolved, owner_id=owner_id, job_id=job_id, status="running",
                        lease_seconds=get_settings().job_lease_seconds)
+            if webhook_url:
+                subscribe(session, [Subscription(owner_id, "generation", job_id, webhook_url)])
             # Last: the budget row is locked until this commit only. Refused: nothing is kept.
             admit_sync(session, model)
     except QuotaShareSpentError:
         count_sync_refusal(model)
         raise
     try:
-        return run_generation(job_id, resolved), True
+        job = run_generation(job_id, resolved)
+        if webhook_url:
+            with session_scope() as session:
+                _with_webhook(session, job)
+        return job, True
     except Exception as exc:
         if isinstance(exc, QuotaExceededError):
             record_sync_refusal(model)  # Vertex AI refused below our budget: it adapts
@@ -55,15 +69,20 @@ def create_generation(
         raise
 
 
+def _with_webhook(session: Session, job: Job) -> Job:
+    attach_status(session, [job])
+    return job
+
+
 def read_generation(job_id: str, *, owner_id: str) -> Job:
     """The job; a running video is polled first when its next poll is due."""
     with session_scope() as session:
         job = Job.from_row(get_job(session, job_id, owner_id=owner_id))
-    if job.status == "running" and job.kind == "video":
-        advance_video(job_id)
-        with session_scope() as session:
-            job = Job.from_row(get_job(session, job_id, owner_id=owner_id))
-    return job
+        if not (job.status == "running" and job.kind == "video"):
+            return _with_webhook(session, job)
+    advance_video(job_id)
+    with session_scope() as session:
+        return _with_webhook(session, Job.from_row(get_job(session, job_id, owner_id=owner_id)))
 
 
 SCOPE_BATCHES = "batches"
@@ -95,26 +114,34 @@ def publish_outbox(topic: str) -> None:
 
 
 def create_batch(
-    items: list[GenerationRequest], *, owner_id: str, idempotency_key: str | None, digest: str
+    items: list[GenerationRequest], *, owner_id: str, idempotency_key: str | None, digest: str,
+    webhook_url: str | None = None,
 ) -> tuple[Batch, bool]:
     """Record a batch and its items, queue one message per item, publish; (batch, created)."""
     topic = get_settings().pubsub_batch_topic
     if not topic:
         raise BatchesNotConfiguredError()
     resolved = resolve_items(items, owner_id=owner_id)
+    check_webhook_url(webhook_url)
     batch_id = new_id("bat")
     with session_scope() as session:
         earlier = replayed(session, owner_id=owner_id, scope=SCOPE_BATCHES, key=idempotency_key,
                            digest=digest, resource_id=batch_id)
         if earlier is not None:
-            return get_batch(session, earlier, owner_id=owner_id), False
-        create_batches(session, [NewBatch(batch_id, owner_id, resolved)], topic=topic)
+            return _batch_view(session, earlier, owner_id), False
+        create_batches(session, [NewBatch(batch_id, owner_id, resolved, webhook_url=webhook_url)], topic=topic)
     publish_outbox(topic)
     with session_scope() as session:
-        return get_batch(session, batch_id, owner_id=owner_id), True
+        return _batch_view(session, batch_id, owner_id), True
+
+
+def _batch_view(session: Session, batch_id: str, owner_id: str) -> Batch:
+    batch = get_batch(session, batch_id, owner_id=owner_id)
+    attach_status(session, [batch])
+    return batch
 
 
 def read_batch(batch_id: str, *, owner_id: str) -> Batch:
-    """The batch with its per-status counts."""
+    """The batch with its per-status counts and its webhook's state."""
     with session_scope() as session:
-        return get_batch(session, batch_id, owner_id=owner_id)
+        return _batch_view(session, batch_id, owner_id)

@@ -16,6 +16,8 @@ from shared.http_api import Router, http_app, install_error_handlers, json_respo
 from shared.lazy import lazy_import
 from shared.logging import configure_logging
 from shared.validation import parse_model
+from shared.webhooks import dispatch
+from shared.webhooks.api import register_webhook_routes
 
 if TYPE_CHECKING:
     from functions.scheduling.models import Schedule
@@ -31,9 +33,11 @@ openapi = lazy_import("shared.openapi")
 
 configure_logging(load_settings_or_exit())
 install_error_handlers(functions_framework.errorhandler)
+dispatch.enable()
 
 router = Router()
 register_health_routes(router)
+register_webhook_routes(router)
 
 
 def _schedule_response(schedule: Schedule, status: int = 200) -> flask.Response:

@@ -21,6 +21,8 @@ class ScheduleCreate(BaseModel):
     cron: str | None = Field(default=None, min_length=9, max_length=200)
     timezone: str | None = Field(default=None, min_length=1, max_length=64)
     run_at: AwareDatetime | None = None
+    webhook_url: str | None = Field(default=None, min_length=1, max_length=2048,
+                                    description="https URL told when each run's batch completes")
 
     @model_validator(mode="after")
     def _one_of_each(self) -> ScheduleCreate:
@@ -58,6 +60,7 @@ class ScheduleSummary(BaseModel):
     next_run_at: datetime | None = None
     last_run_at: datetime | None = None
     runs: list[ScheduleRun] = []
+    webhook_url: str | None = None
     created_at: datetime
     updated_at: datetime
 
@@ -82,4 +85,5 @@ class TickResult(BaseModel):
     videos_polled: int
     requeued: int
     interrupted: int = 0
+    webhook_attempts: int = 0
     duplicate_tick: bool

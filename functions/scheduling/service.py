@@ -24,6 +24,7 @@ from shared.media.capabilities import resolve_all
 from shared.media.request import GenerationRequest
 from shared.tables import ScheduleRow, ScheduleRunRow
 from shared.uploads.references import resolve_inputs
+from shared.webhooks.api import check_webhook_url
 
 __all__ = ["Schedule", "ScheduleLimitError", "ScheduleListQuery", "SchedulePage", "ScheduleSummary",
            "create_schedule", "delete_schedule", "list_schedules", "read_schedule", "set_paused"]
@@ -95,6 +96,7 @@ def create_schedule(
     """Validate and store a schedule; (schedule, created)."""
     requests = _resolve_requests(body, owner_id)
     next_run = first_run(body, datetime.now(UTC))
+    check_webhook_url(body.webhook_url)
     schedule_id = new_id("sch")
     stored = [r.model_dump(exclude_none=True) for r in requests]
     size = len(json.dumps(stored, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass"))
@@ -108,7 +110,7 @@ def create_schedule(
             id=schedule_id, owner_id=owner_id, requests=stored, item_count=len(stored), stored_bytes=size,
             is_batch=body.requests is not None, cron=body.cron,
             timezone=(body.timezone or "UTC") if body.cron else None,
-            run_at=body.run_at, paused=False, next_run_at=next_run,
+            run_at=body.run_at, paused=False, next_run_at=next_run, webhook_url=body.webhook_url,
         )
         session.add(row)
         session.flush()
@@ -164,7 +166,7 @@ def _summary(row: ScheduleRow, runs: list[ScheduleRun]) -> ScheduleSummary:
     return ScheduleSummary(
         id=row.id, state=state, item_count=row.item_count, cron=row.cron, timezone=row.timezone,
         run_at=row.run_at, next_run_at=row.next_run_at, last_run_at=row.last_run_at,
-        runs=runs, created_at=row.created_at, updated_at=row.updated_at,
+        runs=runs, webhook_url=row.webhook_url, created_at=row.created_at, updated_at=row.updated_at,
     )
 
 

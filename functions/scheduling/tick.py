@@ -38,6 +38,7 @@ from shared.quotas.queue import close_windows, dispatch_waiting
 from shared.ratelimit import prune_rate_limits
 from shared.tables import ScheduleRow, ScheduleRunRow, TickRow
 from shared.telemetry import metrics
+from shared.webhooks.sender import deliver_due
 
 HOUSEKEEPING_LOCK = 7_326_190_115
 BROKEN = JobError(reason="RUN_FAILED", message="the schedule could not be fired and is stopped; recreate it")
@@ -116,7 +117,8 @@ def _fire(session: Session, rows: list[ScheduleRow], now: datetime, topic: str) 
         row.last_run_at = due
         row.next_run_at = _advance(row, due, now)
         row.updated_at = now
-    fired = [NewBatch(runs[row.id][1], row.owner_id, decided.allowed[row.id], schedule_id=row.id)
+    fired = [NewBatch(runs[row.id][1], row.owner_id, decided.allowed[row.id], schedule_id=row.id,
+                      webhook_url=row.webhook_url)
              for row in rows if row.id in decided.allowed]
     if fired:
         create_batches(session, fired, topic=topic)
@@ -225,14 +227,16 @@ def tick(*, job_name: str | None, schedule_time: str | None) -> TickResult:
     while (count := publish_pending()) > 0:
         published += count
     videos = advance_due_videos()
+    webhooks = deliver_due()
     housekeeping()
-    if fired or refused or published or videos or requeued or interrupted or admitted:
+    if fired or refused or published or videos or requeued or interrupted or admitted or webhooks:
         _log.info("tick", extra={"fired": fired, "refused": refused, "published": published, "videos_polled": videos,
-                                 "requeued": requeued, "interrupted": interrupted, "admitted": admitted})
+                                 "requeued": requeued, "interrupted": interrupted, "admitted": admitted,
+                                 "webhook_attempts": webhooks})
     # Every tick, idle ones too: the "tick stopped" alert watches for this line going missing.
     metrics.record(metrics.TICK_FINISHED, value=time.perf_counter() - started, fired=fired)
     return TickResult(fired=fired, refused=refused, published=published, videos_polled=videos,
-                      requeued=requeued, interrupted=interrupted, duplicate_tick=duplicate)
+                      requeued=requeued, interrupted=interrupted, webhook_attempts=webhooks, duplicate_tick=duplicate)
 
 
 def interrupt_abandoned(limit: int = 500) -> int:

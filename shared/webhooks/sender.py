@@ -1,0 +1,186 @@
+"""Send due webhook deliveries: claim, render, sign, POST to a checked address, record, log.
+
+Used by the dispatcher (right after the commit that made a delivery due) and by the scheduling tick
+(everything due: retries, and what a crash or a frozen instance left). Neither holds a transaction or
+a connection across a POST: one short transaction claims a round of deliveries (with a lease) and
+renders their bodies, the POSTs run in parallel on a small pool, one short transaction records them.
+
+Outcomes: a 2xx is delivered; 410 Gone stops that delivery (failed); a URL that is no longer safe
+(say its name now resolves to a private address) fails at once; anything else (3xx, 4xx, 5xx, 429,
+timeouts, refused connections, DNS and TLS failures) is retried on the schedule in `deliveries`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import ssl
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from shared.batches import get_batch
+from shared.config import Settings, get_settings
+from shared.database import session_scope
+from shared.exceptions import NotFoundError
+from shared.jobs import Job, get_job, rfc3339
+from shared.tables import WebhookDeliveryRow
+from shared.webhooks import deliveries, ssrf, transport
+from shared.webhooks.signing import derive_secret, parse_versions, sign_headers
+
+_log = logging.getLogger("genmedia.webhooks")
+_pool: ThreadPoolExecutor | None = None
+_pool_size = 0
+LEASE_MARGIN_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class Result:
+    """One attempt: which delivery, how it ended, and when it is tried again (seconds), if it is."""
+
+    id: str
+    outcome: deliveries.Outcome
+    status: int | None
+    error: str | None
+    delay: float | None = None
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    delivery: WebhookDeliveryRow
+    body: str | None  # None: the job or batch is gone
+
+
+def _executor(size: int) -> ThreadPoolExecutor:
+    global _pool, _pool_size
+    if _pool is None or _pool_size != size:
+        _pool = ThreadPoolExecutor(max_workers=size, thread_name_prefix="genmedia-webhook-send")
+        _pool_size = size
+    return _pool
+
+
+def render(session: Session, delivery: WebhookDeliveryRow) -> str:
+    """The body: `{"type", "timestamp", "data"}`, data being the job or batch as GET shows it now."""
+    if delivery.subject_kind == "generation":
+        data = Job.from_row(get_job(session, delivery.subject_id)).model_dump(mode="json", exclude={"webhook"})
+    else:
+        data = get_batch(session, delivery.subject_id).model_dump(mode="json", exclude={"webhook"})
+    assert delivery.event_at is not None
+    event = {"type": delivery.event_type, "timestamp": rfc3339(delivery.event_at), "data": data}
+    return json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+
+
+def _claim(ids: list[str] | None, settings: Settings) -> list[_Prepared]:
+    chunk = settings.webhook_send_concurrency * 2
+    lease = settings.webhook_timeout_seconds * 2 + LEASE_MARGIN_SECONDS  # two waves of the pool at most
+    prepared = []
+    with session_scope() as session:
+        for delivery in deliveries.claim(session, ids=ids, limit=chunk, lease_seconds=lease):
+            try:
+                prepared.append(_Prepared(delivery, render(session, delivery)))
+            except NotFoundError:
+                prepared.append(_Prepared(delivery, None))
+    return prepared
+
+
+def _secrets(settings: Settings, owner_id: str) -> list[str]:
+    assert settings.api_key_pepper is not None
+    pepper = settings.api_key_pepper.get_secret_value()
+    return [derive_secret(pepper, owner_id, v) for v in parse_versions(settings.webhook_secret_versions)]
+
+
+def _attempt(item: _Prepared, settings: Settings, tls: ssl.SSLContext | None,
+             resolve: ssrf.Resolver) -> Result:
+    delivery = item.delivery
+    if item.body is None:
+        return Result(delivery.id, "failed", None, "SUBJECT_DELETED")
+    allow = settings.webhook_allow_private
+    try:
+        target = ssrf.parse_url(delivery.url, allow_private=allow)
+        addresses = ssrf.resolve_checked(target, allow_private=allow, resolve=resolve)
+    except ssrf.UnsafeUrlError:
+        return Result(delivery.id, "failed", None, "UNSAFE_TARGET")
+    except OSError:
+        return _retry(delivery, None, "DNS_FAILED", None)
+    headers = sign_headers(_secrets(settings, delivery.owner_id), delivery.id, item.body)
+    try:
+        answer = transport.post(target, addresses, headers, item.body.encode(),
+                                timeout=settings.webhook_timeout_seconds, tls=tls)
+    except TimeoutError:
+        return _retry(delivery, None, "TIMEOUT", None)
+    except ssl.SSLError:
+        return _retry(delivery, None, "TLS_FAILED", None)
+    except OSError:
+        return _retry(delivery, None, "CONNECTION_FAILED", None)
+    if 200 <= answer.status < 300:
+        return Result(delivery.id, "delivered", answer.status, None)
+    if answer.status == 410:
+        return Result(delivery.id, "failed", answer.status, "GONE")
+    return _retry(delivery, answer.status, f"HTTP_{answer.status}", answer.retry_after)
+
+
+def _retry(delivery: WebhookDeliveryRow, status: int | None, error: str, retry_after: float | None) -> Result:
+    delay = deliveries.next_retry_delay(delivery.attempts, retry_after)
+    if delay is None:
+        return Result(delivery.id, "failed", status, error)
+    return Result(delivery.id, "retry", status, error, delay)
+
+
+def _record(prepared: list[_Prepared], results: list[Result]) -> None:
+    with session_scope() as session:
+        for item, result in zip(prepared, results, strict=True):
+            deliveries.record(session, item.delivery, result.outcome, status=result.status, error=result.error,
+                              delay=result.delay)
+
+
+def _log_attempt(delivery: WebhookDeliveryRow, result: Result, started: float) -> None:
+    """One line per attempt: never the URL's path or query, the body or a secret."""
+    next_retry = None
+    if result.delay is not None:
+        next_retry = rfc3339(datetime.now(UTC) + timedelta(seconds=result.delay))
+    level = logging.INFO if result.outcome == "delivered" else logging.WARNING
+    _log.log(level, "webhook %s %s", delivery.event_type, result.outcome, extra={
+        "event_type": delivery.event_type, "webhook_id": delivery.id, "subject_id": delivery.subject_id,
+        "attempt": delivery.attempts, "outcome": result.outcome, "http_status": result.status,
+        "error_reason": result.error, "next_retry_at": next_retry,
+        "latency": f"{time.monotonic() - started:.3f}s",
+    })
+
+
+def deliver(ids: list[str] | None = None, *, tls: ssl.SSLContext | None = None,
+            resolve: ssrf.Resolver = ssrf.system_resolve) -> list[Result]:
+    """One round: claim due deliveries (these ids, or the most overdue), send them in parallel, record.
+
+    `tls` and `resolve` exist for tests (a private CA, a name that resolves differently each time).
+    """
+    settings = get_settings()
+    if settings.api_key_pepper is None:  # cannot sign here; a function that can (the tick) sends them
+        return []
+    prepared = _claim(ids, settings)
+    if not prepared:
+        return []
+    started = time.monotonic()
+    pool = _executor(settings.webhook_send_concurrency)
+    results = list(pool.map(lambda item: _attempt(item, settings, tls, resolve), prepared))
+    _record(prepared, results)
+    for item, result in zip(prepared, results, strict=True):
+        _log_attempt(item.delivery, result, started)
+    return results
+
+
+def deliver_due(*, budget_seconds: float | None = None) -> int:
+    """Send everything due, round after round, within a time budget (the tick); returns attempts made."""
+    settings = get_settings()
+    budget = budget_seconds if budget_seconds is not None else settings.webhook_tick_budget_seconds
+    deadline = time.monotonic() + budget
+    attempts = 0
+    while time.monotonic() < deadline:
+        results = deliver()
+        attempts += len(results)
+        if len(results) < settings.webhook_send_concurrency * 2:
+            break
+    return attempts
+
