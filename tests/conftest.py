@@ -33,6 +33,7 @@ def _reset_module_state() -> Iterator[None]:
     config.get_settings.cache_clear()
     yield
     dispatch.wait_idle(timeout=20)  # a webhook in flight must not land in the next test's tables
+    dispatch.forget_retries()
     context.clear()
     database.dispose_engine()
     reset_backends()

@@ -29,6 +29,7 @@ _owner_pid = 0
 _lock = threading.Lock()
 _idle = threading.Condition()
 _outstanding = 0
+_epoch = 0  # retries remembered before `forget_retries()` are dropped
 
 
 def enable() -> None:
@@ -89,8 +90,12 @@ def _run() -> None:
     from shared.webhooks.sender import deliver
 
     retries: list[tuple[float, str]] = []
+    epoch = _epoch
     while True:
         ids, kicks = _next_ids(retries)
+        if epoch != _epoch:
+            retries.clear()
+            epoch = _epoch
         try:
             for result in deliver(list(dict.fromkeys(ids))) if ids else []:
                 if result.outcome == "retry" and result.delay is not None and result.delay <= QUICK_RETRY_SECONDS:
@@ -113,3 +118,9 @@ def wait_idle(timeout: float = 30.0) -> bool:
                 return False
             _idle.wait(remaining)
     return True
+
+
+def forget_retries() -> None:
+    """Drop the retries this process remembers (tests: the next test has other tables)."""
+    global _epoch
+    _epoch += 1

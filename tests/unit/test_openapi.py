@@ -91,8 +91,8 @@ def test_scoped_routes_need_a_bearer_key_with_their_scope_and_open_routes_nothin
 def test_a_body_route_documents_its_model_examples_headers_and_every_error(doc: dict[str, Any]) -> None:
     post = doc["paths"]["/v1/generations"]["post"]
     body = post["requestBody"]["content"]["application/json"]
-    assert body["schema"] == {"$ref": "#/components/schemas/GenerationRequest"}
-    assert set(body["examples"]) == {"image", "video"}
+    assert body["schema"] == {"$ref": "#/components/schemas/GenerationCreate"}
+    assert set(body["examples"]) == {"image", "video", "with a webhook"}
     assert {"200", "201", "202"} <= set(post["responses"])
     assert post["responses"]["201"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Job"}
     errors = {s for s in post["responses"] if int(s) >= 400}
