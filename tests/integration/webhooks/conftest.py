@@ -26,7 +26,7 @@ def receiver() -> Iterator[tuple[WebhookReceiver, str]]:
 
 @pytest.fixture
 def env(db: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Local backend, a batch topic nobody serves (rows stay in the Pub/Sub outbox), quick timeouts."""
+    """Local backend, and a batch topic nobody serves (rows stay in the Pub/Sub outbox)."""
     monkeypatch.setenv("GENERATION_BACKEND", "local")
     monkeypatch.setenv("LOCAL_DATA_DIR", str(tmp_path / "media"))
     monkeypatch.setenv("LOCAL_VIDEO_DELAY_SECONDS", "0.2")
@@ -34,7 +34,6 @@ def env(db: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("PUBSUB_BATCH_TOPIC", "projects/genmedia-test/topics/batches")
     monkeypatch.setenv("PUBSUB_EMULATOR_HOST", "127.0.0.1:9")
     monkeypatch.setenv("PUBSUB_PUBLISH_TIMEOUT_SECONDS", "0.5")
-    monkeypatch.setenv("WEBHOOK_TIMEOUT_SECONDS", "1")
     config.get_settings.cache_clear()
 
 

@@ -56,10 +56,8 @@ def test_retry_after_is_read() -> None:
 def test_a_receiver_that_hangs_times_out_at_the_deadline() -> None:
     with running_receiver() as (receiver, url):
         receiver.default = Scripted(200, delay=5)
-        started = time.monotonic()
-        with pytest.raises(TimeoutError):
+        with pytest.raises(TimeoutError):  # without the deadline this would be its 200, 5 s later
             transport.post(_target(url + "/"), LOOPBACK, {}, b"{}", timeout=0.5)
-        assert time.monotonic() - started < 4.5  # well before the receiver would have answered
 
 
 class _Trickle:
@@ -84,10 +82,10 @@ class _Trickle:
 
 def test_a_receiver_that_trickles_bytes_cannot_hold_the_sender_past_the_deadline() -> None:
     trickle = _Trickle()
-    started = time.monotonic()
+    # Each byte comes well within the timeout: only an overall deadline raises TimeoutError here (without
+    # one, the trickle would end after 43 s in a connection closed mid-header, a different error).
     with pytest.raises(TimeoutError):
         transport.post(_target(f"http://127.0.0.1:{trickle.port}/"), LOOPBACK, {}, b"{}", timeout=1.0)
-    assert time.monotonic() - started < 10  # the trickle alone would take 45 s
     trickle.sock.close()
 
 
