@@ -48,7 +48,7 @@ def test_the_development_flag_admits_loopback_and_private_hosts(url: str) -> Non
 @pytest.mark.parametrize("url", NEVER)
 @pytest.mark.parametrize("allow_private", [False, True])
 def test_link_local_and_metadata_targets_never_pass(url: str, allow_private: bool) -> None:
-    with pytest.raises(UnsafeUrlError, match="link-local|metadata"):
+    with pytest.raises(UnsafeUrlError, match=r"link-local|metadata"):
         parse_url(url, allow_private=allow_private)
 
 
