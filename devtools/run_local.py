@@ -38,6 +38,7 @@ def _environment() -> dict[str, str]:
     env.setdefault("GENERATION_BACKEND", "local")
     env.setdefault("LOCAL_DATA_DIR", str(ROOT / ".local" / "data"))
     env.setdefault("VIDEO_POLL_INTERVAL_SECONDS", "2")
+    env.setdefault("WEBHOOK_ALLOW_PRIVATE", "true")  # webhooks to a receiver on this machine (never metadata)
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     env.setdefault("PUBSUB_BATCH_TOPIC", "genmedia-batch")
     env.setdefault("GOOGLE_CLOUD_PROJECT", "genmedia-local")

@@ -42,8 +42,10 @@ def submit(args: argparse.Namespace) -> int:
     requests = read_requests(args.file, file_format=args.format, defaults={"kind": args.kind, "model": args.model})
     client = ctx.generation()
     try:
-        batch = client.call("POST", "/v1/batches", {"items": requests.items},
-                            idempotency_key=args.idempotency_key or new_idempotency_key())
+        body: dict[str, Any] = {"items": requests.items}
+        if args.webhook:
+            body["webhook_url"] = args.webhook
+        batch = client.call("POST", "/v1/batches", body, idempotency_key=args.idempotency_key or new_idempotency_key())
     except ApiError as err:
         err.field_notes.update(requests.notes("items"))
         raise

@@ -46,6 +46,8 @@ def generate(args: argparse.Namespace) -> int:
     client = ctx.generation()
     request = request_from_flags(args.kind, args.prompt, vars(args))
     request.update(input_fields(client, vars(args)))
+    if args.webhook:
+        request["webhook_url"] = args.webhook
     job = client.call("POST", "/v1/generations", request, idempotency_key=args.idempotency_key or new_idempotency_key())
     if args.wait and job["status"] not in FINAL:
         job = _wait(client, job, args)

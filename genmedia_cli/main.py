@@ -46,6 +46,11 @@ def _request_options(parser: argparse.ArgumentParser, *, model: bool = True) -> 
     parser.add_argument("--idempotency-key", help="resend safely: the same key and body return the same resource")
 
 
+def _webhook_option(parser: argparse.ArgumentParser, when: str) -> None:
+    parser.add_argument("--webhook", metavar="URL", help=f"https URL that gets a signed POST when {when} "
+                        "(verify it with the secret from `genmedia webhook secret`)")
+
+
 def _wait_options(parser: argparse.ArgumentParser, timeout: float) -> None:
     parser.add_argument("--timeout", type=float, default=timeout, help=f"seconds to wait (default {timeout:.0f})")
     parser.add_argument("--interval", type=float, default=2.0, help="seconds between polls (default 2)")
@@ -73,6 +78,7 @@ def _add_generation_commands(
                           help="videos: an asset reference image (repeat, up to the model's limit)")
     pictures.add_argument("--input", action="append", metavar="PICTURE",
                           help="images: a picture to compose (repeat, up to the model's limit)")
+    _webhook_option(p, "it finishes")
     p.add_argument("--wait", action="store_true", help="poll until it ends, then print the output URIs")
     _wait_options(p, 600)
     p.set_defaults(run=jobs.generate)
@@ -90,6 +96,7 @@ def _add_generation_commands(
     p.add_argument("file", help="JSONL (a request object a line) or CSV (header with a prompt column); - is stdin")
     _file_options(p)
     p.add_argument("--no-wait", action="store_true", help="print the batch id and return")
+    _webhook_option(p, "the batch completes")
     p.add_argument("--idempotency-key")
     _wait_options(p, 3600)
     p.set_defaults(run=batches.submit)
@@ -114,6 +121,7 @@ def _add_schedule_commands(
     p.add_argument("--file", help="JSONL or CSV of requests: each run creates a batch of them")
     _file_options(p)  # --kind and --model apply to the prompt too
     _request_options(p, model=False)
+    _webhook_option(p, "each run's batch completes")
     p.set_defaults(run=schedules.create)
     p = schedule.add_parser("list", parents=[common], help="your schedules, newest first")
     p.add_argument("--limit", type=int)
@@ -136,6 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_generation_commands(sub, common)
     _add_schedule_commands(sub, common)
+    webhook = sub.add_parser("webhook", help="webhooks").add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = webhook.add_parser("secret", parents=[common], help="print the secret that signs your webhooks (whsec_...)")
+    p.set_defaults(run=schedules.webhook_secret)
     keys = sub.add_parser("api-key", help="operator: mint API keys (needs database access)").add_subparsers(
         dest="action", required=True, metavar="ACTION")
     p = keys.add_parser("create", help="mint a key in the database; printed once, on the last line")

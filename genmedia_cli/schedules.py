@@ -39,6 +39,8 @@ def _body(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, str]]:
         if args.timezone:
             raise UsageError("--timezone goes with --cron; give --at a time with an offset (2030-01-01T09:00Z)")
         body["run_at"] = args.at
+    if args.webhook:
+        body["webhook_url"] = args.webhook
     return body, notes
 
 
@@ -53,6 +55,17 @@ def create(args: argparse.Namespace) -> int:
         err.field_notes.update(notes)
         raise
     return show_one(ctx, schedule)
+
+
+def webhook_secret(args: argparse.Namespace) -> int:
+    """GET /v1/webhooks/secret: the secret that signs this key's webhooks, alone on stdout."""
+    ctx = Context.from_args(args)
+    found = ctx.generation().call("GET", "/v1/webhooks/secret")
+    if ctx.as_json:
+        ctx.emit_json(found)
+    else:
+        out(found["secret"])
+    return OK
 
 
 def show_one(ctx: Context, schedule: dict[str, Any]) -> int:

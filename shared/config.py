@@ -143,14 +143,16 @@ class Settings(BaseModel):
                 )
         return self
 
-    def startup_problem(self, *, serves_api: bool = True) -> str | None:
+    def startup_problem(self, *, serves_api: bool = True, signs_webhooks: bool = False) -> str | None:
         """What keeps a function from serving with these settings (tools like migrate need less).
 
-        `serves_api`: the function checks API keys, so it needs the pepper (batch does not).
+        `serves_api`: the function checks API keys, so it needs the pepper; `signs_webhooks`: it sends
+        webhooks, whose secrets derive from the pepper (batch: the last item finishes a batch there).
         """
         if self.generation_backend == "vertex" and not self.output_bucket:
             return "OUTPUT_BUCKET: must be set when GENERATION_BACKEND=vertex"
-        if serves_api and (self.api_key_pepper is None or len(self.api_key_pepper.get_secret_value()) < 32):
+        pepper = self.api_key_pepper.get_secret_value() if self.api_key_pepper is not None else ""
+        if (serves_api or signs_webhooks) and len(pepper) < 32:
             return "API_KEY_PEPPER: must be set to a secret of at least 32 characters"
         if not self.database_url and not self.instance_connection_name:
             return "DATABASE_URL: must be set (or INSTANCE_CONNECTION_NAME with DB_USER and DB_NAME)"
@@ -196,13 +198,13 @@ def get_settings() -> Settings:
     return Settings()
 
 
-def load_settings_or_exit(*, serves_api: bool = True) -> Settings:
+def load_settings_or_exit(*, serves_api: bool = True, signs_webhooks: bool = False) -> Settings:
     """Parse the settings at start-up; on error print one line and exit, with no traceback."""
     try:
         settings = get_settings()
     except ValidationError as exc:
         _exit(describe_error(exc))
-    problem = settings.startup_problem(serves_api=serves_api)
+    problem = settings.startup_problem(serves_api=serves_api, signs_webhooks=signs_webhooks)
     if problem:
         _exit(problem)
     return settings

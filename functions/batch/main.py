@@ -18,10 +18,8 @@ from shared.http_api import install_error_handlers
 from shared.logging import configure_logging
 from shared.webhooks import dispatch
 
-settings = load_settings_or_exit(serves_api=False)
-configure_logging(settings)
-if settings.api_key_pepper is not None:  # it signs webhooks; without it the tick sends them
-    dispatch.enable()
+configure_logging(load_settings_or_exit(serves_api=False, signs_webhooks=True))
+dispatch.enable()  # the item that finishes a batch sends its batch.completed right away
 _log = logging.getLogger("genmedia.batch")
 
 

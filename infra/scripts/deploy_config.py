@@ -33,7 +33,7 @@ __all__ = ["ConfigError", "Environment", "FunctionSettings", "derive_pool", "loa
 SERVICE_ACCOUNT_ROLES = (*FUNCTIONS, "scheduler", "eventarc", "builder")
 # Functions that get API_KEY_PEPPER: those whose start-up refuses to go on without it (shared/config.py).
 # Mirrors api_key_pepper_functions in infra/modules/settings, which grants them the secret.
-API_KEY_PEPPER_FUNCTIONS = ("generation", "scheduling")
+API_KEY_PEPPER_FUNCTIONS = ("generation", "batch", "scheduling")  # batch signs batch.completed webhooks
 # The ones with /v1 routes, API keys and rate limits. They are public at the Cloud Run layer (allUsers
 # may invoke) and authenticate every /v1 route themselves: download and upload URLs must work with no
 # credentials at all, and :tick verifies Cloud Scheduler's OIDC token itself (docs/deployment.md).

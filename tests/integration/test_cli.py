@@ -211,3 +211,28 @@ def test_a_failed_video_exits_4_with_its_reason(cli_env: dict[str, str], vertex_
 
     assert result.returncode == 4, result.stderr
     assert "failed VIDEO_GENERATION_FAILED" in result.stderr and result.stdout == ""
+
+
+def test_webhook_flags_reach_a_receiver_that_verifies_with_the_printed_secret(cli_env: dict[str, str]) -> None:
+    import json
+
+    from standardwebhooks import Webhook
+
+    from tests.standin.webhook_receiver import running_receiver
+
+    with running_receiver() as (receiver, url):
+        secret = genmedia("webhook", "secret", env=cli_env)
+        assert secret.returncode == 0 and secret.stdout.strip().startswith("whsec_"), secret.stderr
+        made = genmedia("generate", "image", "a kite", "--webhook", url + "/hook", "--json", env=cli_env)
+        assert made.returncode == 0, made.stderr
+        (got,) = receiver.wait_for(1)
+        event = Webhook(secret.stdout.strip()).verify(got.request.body, got.request.headers)
+        assert event["type"] == "generation.succeeded" and event["data"]["id"] == json.loads(made.stdout)["id"]
+        bad = genmedia("generate", "image", "a kite", "--webhook", "http://169.254.169.254/", env=cli_env)
+        assert bad.returncode == 1 and "webhook_url" in bad.stderr
+        scheduled = genmedia("schedule", "create", "--at", "2099-01-01T00:00:00Z", "later", "--webhook", url,
+                             "--json", env=cli_env)
+        assert scheduled.returncode == 0 and json.loads(scheduled.stdout)["webhook_url"] == url
+        batch = genmedia("batch", "submit", "-", "--no-wait", "--json", "--webhook", url, env=cli_env,
+                         stdin='{"prompt": "a"}\n{"prompt": "b"}\n')
+        assert batch.returncode == 0 and json.loads(batch.stdout)["webhook"] == {"state": "pending", "attempts": 0}

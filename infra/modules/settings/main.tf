@@ -37,8 +37,9 @@ locals {
 
   # The functions that get API_KEY_PEPPER (gcloud --set-secrets) and secretAccessor on its secret:
   # exactly those whose start-up refuses to go on without it (shared/config.py startup_problem),
-  # the two that check API keys. tests/infra checks this list against the code and deploy_config.py.
-  api_key_pepper_functions = ["generation", "scheduling"]
+  # the two that check API keys and batch, which signs batch.completed webhooks (secrets derive from
+  # the pepper). tests/infra checks this list against the code and deploy_config.py.
+  api_key_pepper_functions = ["generation", "batch", "scheduling"]
 
   # The scheduling function's deterministic URL, https://<service>-<project number>.<region>.run.app.
   # The project number is only known with a provider (module.platform) or gcloud (deploy.sh): both
