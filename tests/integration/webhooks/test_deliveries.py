@@ -339,3 +339,22 @@ def test_a_schedules_runs_carry_its_webhook(env: None, api_key: str, receiver: t
         mark_succeeded(session, f"{batch_id}_0000", [])
     got = app.wait_for(1)[0].request.json()
     assert got["type"] == "batch.completed" and got["data"]["schedule_id"] == created.get_json()["id"]
+
+
+def test_a_generation_interrupted_by_a_dead_function_sends_generation_failed(
+    env: None, receiver: tuple[WebhookReceiver, str],
+) -> None:
+    from functions.scheduling import tick
+    from shared.jobs import create_job
+    from shared.media.capabilities import resolve
+    from shared.media.request import GenerationRequest
+    from shared.webhooks.deliveries import Subscription, subscribe
+
+    app, url = receiver
+    with session_scope() as session:
+        create_job(session, resolve(GenerationRequest(kind="image", prompt="a fox")), owner_id="0123456789ab",
+                   job_id="gen_dead", status="running", lease_seconds=0.001)
+        subscribe(session, [Subscription("0123456789ab", "generation", "gen_dead", url)])
+    assert tick.tick(job_name=None, schedule_time=None).interrupted == 1
+    event = app.wait_for(1)[0].request.json()
+    assert event["type"] == "generation.failed" and event["data"]["error"]["reason"] == "INTERRUPTED"
