@@ -33,6 +33,7 @@ def main() -> int:
         bench_request_overhead,
         bench_tick,
         bench_uploads,
+        bench_webhooks,
     )
 
     wanted = set(sys.argv[1:])
@@ -56,6 +57,8 @@ def main() -> int:
         lines += bench_tick.main(url)
     if not wanted or "uploads" in wanted:
         lines += bench_uploads.main()
+    if not wanted or "webhooks" in wanted:
+        lines += bench_webhooks.main(url)
     if not wanted or "logging" in wanted:
         bench_logging.main([])
     return 0

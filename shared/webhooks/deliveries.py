@@ -11,13 +11,14 @@ every attempt, so receivers can deduplicate.
 
 from __future__ import annotations
 
+import json
 import random
 import uuid
 from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import BaseModel
-from sqlalchemy import event, exists, func, insert, select, update
+from sqlalchemy import event, exists, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from shared.tables import JobRow, WebhookDeliveryRow
@@ -156,21 +157,37 @@ def next_retry_delay(attempts: int, retry_after: float | None, rng: random.Rando
     return delay
 
 
-def record(session: Session, delivery: WebhookDeliveryRow, outcome: Outcome, *, status: int | None,
-           error: str | None, delay: float | None = None) -> bool:
-    """Record one attempt's outcome; False if another sender has taken the row since (lease expired)."""
-    values: dict[str, object] = {"last_status": status, "last_error": error, "updated_at": func.now()}
-    if outcome == "retry":
-        assert delay is not None
-        values["next_attempt_at"] = func.now() + func.make_interval(0, 0, 0, 0, 0, 0, delay)
-    else:
-        values.update(state=outcome, next_attempt_at=None)
-    moved = session.execute(
-        update(Delivery)
-        .where(Delivery.id == delivery.id, Delivery.state == "pending", Delivery.attempts == delivery.attempts)
-        .values(**values).returning(Delivery.id)
-    ).scalar_one_or_none()
-    return moved is not None
+@dataclass(frozen=True)
+class Attempted:
+    """One attempt's outcome, for the row claimed at `attempts`; `delay` (seconds) when retried."""
+
+    id: str
+    attempts: int
+    outcome: Outcome
+    status: int | None
+    error: str | None
+    delay: float | None = None
+
+
+_RECORD = text("""
+UPDATE webhook_deliveries AS d SET
+  state = CASE WHEN v.outcome = 'retry' THEN d.state ELSE v.outcome END,
+  next_attempt_at = CASE WHEN v.outcome = 'retry' THEN now() + make_interval(secs => v.delay) END,
+  last_status = v.status, last_error = v.error, updated_at = now()
+FROM jsonb_to_recordset(CAST(:rows AS jsonb))
+  AS v(id text, attempts int, outcome text, status int, error text, delay float8)
+WHERE d.id = v.id AND d.state = 'pending' AND d.attempts = v.attempts
+RETURNING d.id
+""")
+
+
+def record(session: Session, attempted: list[Attempted]) -> set[str]:
+    """Record a round of outcomes in one statement; the ids recorded (a row another sender has taken
+    since, its lease having run out, is left to that sender)."""
+    if not attempted:
+        return set()
+    rows = json.dumps([a.__dict__ for a in attempted])
+    return set(session.execute(_RECORD, {"rows": rows}).scalars())
 
 
 def statuses(session: Session, subject_ids: list[str]) -> dict[str, WebhookStatus]:

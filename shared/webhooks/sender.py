@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from shared.batches import get_batch
@@ -27,7 +28,7 @@ from shared.config import Settings, get_settings
 from shared.database import session_scope
 from shared.exceptions import NotFoundError
 from shared.jobs import Job, get_job, rfc3339
-from shared.tables import WebhookDeliveryRow
+from shared.tables import JobRow, WebhookDeliveryRow
 from shared.webhooks import deliveries, ssrf, transport
 from shared.webhooks.signing import derive_secret, parse_versions, sign_headers
 
@@ -37,15 +38,8 @@ _pool_size = 0
 LEASE_MARGIN_SECONDS = 30.0
 
 
-@dataclass(frozen=True)
-class Result:
-    """One attempt: which delivery, how it ended, and when it is tried again (seconds), if it is."""
-
-    id: str
-    outcome: deliveries.Outcome
-    status: int | None
-    error: str | None
-    delay: float | None = None
+Result = deliveries.Attempted
+WAVES = 4  # a round claims this many times the pool's size; its lease covers that many timeouts
 
 
 @dataclass(frozen=True)
@@ -62,10 +56,14 @@ def _executor(size: int) -> ThreadPoolExecutor:
     return _pool
 
 
-def render(session: Session, delivery: WebhookDeliveryRow) -> str:
-    """The body: `{"type", "timestamp", "data"}`, data being the job or batch as GET shows it now."""
+def render(session: Session, delivery: WebhookDeliveryRow, jobs: dict[str, JobRow] | None = None) -> str:
+    """The body: `{"type", "timestamp", "data"}`, data being the job or batch as GET shows it now.
+
+    `jobs`: rows already read for this round (one query for all its generations).
+    """
     if delivery.subject_kind == "generation":
-        data = Job.from_row(get_job(session, delivery.subject_id)).model_dump(mode="json", exclude={"webhook"})
+        row = (jobs or {}).get(delivery.subject_id) or get_job(session, delivery.subject_id)
+        data = Job.from_row(row).model_dump(mode="json", exclude={"webhook"})
     else:
         data = get_batch(session, delivery.subject_id).model_dump(mode="json", exclude={"webhook"})
     assert delivery.event_at is not None
@@ -74,13 +72,16 @@ def render(session: Session, delivery: WebhookDeliveryRow) -> str:
 
 
 def _claim(ids: list[str] | None, settings: Settings) -> list[_Prepared]:
-    chunk = settings.webhook_send_concurrency * 2
-    lease = settings.webhook_timeout_seconds * 2 + LEASE_MARGIN_SECONDS  # two waves of the pool at most
+    chunk = settings.webhook_send_concurrency * WAVES
+    lease = settings.webhook_timeout_seconds * WAVES + LEASE_MARGIN_SECONDS
     prepared = []
     with session_scope() as session:
-        for delivery in deliveries.claim(session, ids=ids, limit=chunk, lease_seconds=lease):
+        claimed = deliveries.claim(session, ids=ids, limit=chunk, lease_seconds=lease)
+        wanted = [d.subject_id for d in claimed if d.subject_kind == "generation"]
+        jobs = {row.id: row for row in session.execute(select(JobRow).where(JobRow.id.in_(wanted))).scalars()}
+        for delivery in claimed:
             try:
-                prepared.append(_Prepared(delivery, render(session, delivery)))
+                prepared.append(_Prepared(delivery, render(session, delivery, jobs)))
             except NotFoundError:
                 prepared.append(_Prepared(delivery, None))
     return prepared
@@ -96,13 +97,13 @@ def _attempt(item: _Prepared, settings: Settings, tls: ssl.SSLContext | None,
              resolve: ssrf.Resolver) -> Result:
     delivery = item.delivery
     if item.body is None:
-        return Result(delivery.id, "failed", None, "SUBJECT_DELETED")
+        return Result(delivery.id, delivery.attempts, "failed", None, "SUBJECT_DELETED")
     allow = settings.webhook_allow_private
     try:
         target = ssrf.parse_url(delivery.url, allow_private=allow)
         addresses = ssrf.resolve_checked(target, allow_private=allow, resolve=resolve)
     except ssrf.UnsafeUrlError:
-        return Result(delivery.id, "failed", None, "UNSAFE_TARGET")
+        return Result(delivery.id, delivery.attempts, "failed", None, "UNSAFE_TARGET")
     except OSError:
         return _retry(delivery, None, "DNS_FAILED", None)
     headers = sign_headers(_secrets(settings, delivery.owner_id), delivery.id, item.body)
@@ -116,24 +117,22 @@ def _attempt(item: _Prepared, settings: Settings, tls: ssl.SSLContext | None,
     except OSError:
         return _retry(delivery, None, "CONNECTION_FAILED", None)
     if 200 <= answer.status < 300:
-        return Result(delivery.id, "delivered", answer.status, None)
+        return Result(delivery.id, delivery.attempts, "delivered", answer.status, None)
     if answer.status == 410:
-        return Result(delivery.id, "failed", answer.status, "GONE")
+        return Result(delivery.id, delivery.attempts, "failed", answer.status, "GONE")
     return _retry(delivery, answer.status, f"HTTP_{answer.status}", answer.retry_after)
 
 
 def _retry(delivery: WebhookDeliveryRow, status: int | None, error: str, retry_after: float | None) -> Result:
     delay = deliveries.next_retry_delay(delivery.attempts, retry_after)
     if delay is None:
-        return Result(delivery.id, "failed", status, error)
-    return Result(delivery.id, "retry", status, error, delay)
+        return Result(delivery.id, delivery.attempts, "failed", status, error)
+    return Result(delivery.id, delivery.attempts, "retry", status, error, delay)
 
 
-def _record(prepared: list[_Prepared], results: list[Result]) -> None:
+def _record(results: list[Result]) -> None:
     with session_scope() as session:
-        for item, result in zip(prepared, results, strict=True):
-            deliveries.record(session, item.delivery, result.outcome, status=result.status, error=result.error,
-                              delay=result.delay)
+        deliveries.record(session, results)
 
 
 def _log_attempt(delivery: WebhookDeliveryRow, result: Result, started: float) -> None:
@@ -165,7 +164,7 @@ def deliver(ids: list[str] | None = None, *, tls: ssl.SSLContext | None = None,
     started = time.monotonic()
     pool = _executor(settings.webhook_send_concurrency)
     results = list(pool.map(lambda item: _attempt(item, settings, tls, resolve), prepared))
-    _record(prepared, results)
+    _record(results)
     for item, result in zip(prepared, results, strict=True):
         _log_attempt(item.delivery, result, started)
     return results
@@ -180,7 +179,7 @@ def deliver_due(*, budget_seconds: float | None = None) -> int:
     while time.monotonic() < deadline:
         results = deliver()
         attempts += len(results)
-        if len(results) < settings.webhook_send_concurrency * 2:
+        if len(results) < settings.webhook_send_concurrency * WAVES:
             break
     return attempts
 

@@ -358,3 +358,23 @@ def test_a_generation_interrupted_by_a_dead_function_sends_generation_failed(
     assert tick.tick(job_name=None, schedule_time=None).interrupted == 1
     event = app.wait_for(1)[0].request.json()
     assert event["type"] == "generation.failed" and event["data"]["error"]["reason"] == "INTERRUPTED"
+
+
+def test_a_sender_whose_lease_ran_out_cannot_overwrite_the_next_attempt(client: Any) -> None:
+    from shared.webhooks import deliveries
+
+    dispatch._enabled, was = False, dispatch._enabled
+    try:
+        job = client.post("/v1/generations", json={**IMAGE, "webhook_url": "http://127.0.0.1:9/"}).get_json()
+    finally:
+        dispatch._enabled = was
+    with session_scope() as session:
+        (slow,) = deliveries.claim(session, lease_seconds=0)  # its lease ends at once
+    with session_scope() as session:
+        (fast,) = deliveries.claim(session, lease_seconds=60)
+        assert fast.attempts == slow.attempts + 1
+        assert deliveries.record(session, [deliveries.Attempted(fast.id, fast.attempts, "delivered", 200, None)])
+    with session_scope() as session:
+        late = deliveries.Attempted(slow.id, slow.attempts, "retry", 500, "HTTP_500", 5.0)
+        assert deliveries.record(session, [late]) == set()
+    assert delivery(job["id"])["state"] == "delivered"
