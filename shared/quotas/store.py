@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from shared.config import get_settings
 from shared.quotas.budget import Budget, Closed, fresh, roll
 from shared.quotas.spec import Quota
+from shared.telemetry import metrics
 
 T = TypeVar("T")
 _log = logging.getLogger("genmedia.quotas")
@@ -88,6 +89,7 @@ def log_closed(closed: Closed | None, waiting: int | None = None) -> None:
                   "admitted": closed.admitted + closed.admitted_sync, "admitted_batch": closed.admitted,
                   "admitted_sync": closed.admitted_sync, "deferred": closed.deferred + closed.refused_sync,
                   "deferred_batch": closed.deferred, "refused_sync": closed.refused_sync, "waiting": waiting})
+    metrics.record(metrics.VERTEX_DEFERRED, value=closed.deferred + closed.refused_sync, model=closed.model)
 
 
 def update(session: Session, model: str, change: Callable[[Budget, float], tuple[Budget, T]]) -> T:

@@ -16,12 +16,16 @@ __all__ = [
     "DB_POOL_EXHAUSTED",
     "JOB_FINISHED",
     "TICK_FINISHED",
+    "VERTEX_DEFERRED",
     "VERTEX_QUOTA_REFUSED",
+    "WEBHOOK_FAILED",
     "record",
 ]
 
 JOB_FINISHED = "job_finished"  # labels model, kind, status; value: seconds from creation to the end
 VERTEX_QUOTA_REFUSED = "vertex_quota_refused"  # labels model; one per 429 from Vertex AI
+VERTEX_DEFERRED = "vertex_deferred"  # labels model; value: calls put off to a later window, per window
+WEBHOOK_FAILED = "webhook_failed"  # labels event_type, outcome (retry or failed), reason; one per failed attempt
 DB_POOL_EXHAUSTED = "db_pool_exhausted"  # one per checkout that waited DB_POOL_TIMEOUT in vain
 DB_CHECKOUT_WAIT = "db_checkout_wait"  # value: seconds a checkout waited, when noticeably long
 TICK_FINISHED = "tick_finished"  # value: seconds the tick took; labels fired (schedules fired)

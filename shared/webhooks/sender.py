@@ -12,6 +12,7 @@ timeouts, refused connections, DNS and TLS failures) is retried on the schedule 
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import ssl
@@ -29,6 +30,7 @@ from shared.database import session_scope
 from shared.exceptions import NotFoundError
 from shared.jobs import Job, get_job, rfc3339
 from shared.tables import JobRow, WebhookDeliveryRow
+from shared.telemetry import metrics, tracing
 from shared.webhooks import deliveries, ssrf, transport
 from shared.webhooks.signing import derive_secret, parse_versions, sign_headers
 
@@ -123,6 +125,12 @@ def _attempt(item: _Prepared, settings: Settings, tls: ssl.SSLContext | None,
     return _retry(delivery, answer.status, f"HTTP_{answer.status}", answer.retry_after)
 
 
+def _traced_attempt(item: _Prepared, settings: Settings, tls: ssl.SSLContext | None,
+                    resolve: ssrf.Resolver) -> Result:
+    with tracing.child_span("webhook delivery", {"webhook.event_type": item.delivery.event_type}):
+        return _attempt(item, settings, tls, resolve)
+
+
 def _retry(delivery: WebhookDeliveryRow, status: int | None, error: str, retry_after: float | None) -> Result:
     delay = deliveries.next_retry_delay(delivery.attempts, retry_after)
     if delay is None:
@@ -141,6 +149,9 @@ def _log_attempt(delivery: WebhookDeliveryRow, result: Result, started: float) -
     if result.delay is not None:
         next_retry = rfc3339(datetime.now(UTC) + timedelta(seconds=result.delay))
     level = logging.INFO if result.outcome == "delivered" else logging.WARNING
+    if result.outcome != "delivered":
+        metrics.record(metrics.WEBHOOK_FAILED, event_type=delivery.event_type, outcome=result.outcome,
+                       reason=result.error or "UNKNOWN")
     _log.log(level, "webhook %s %s", delivery.event_type, result.outcome, extra={
         "event_type": delivery.event_type, "webhook_id": delivery.id, "subject_id": delivery.subject_id,
         "attempt": delivery.attempts, "outcome": result.outcome, "http_status": result.status,
@@ -163,7 +174,9 @@ def deliver(ids: list[str] | None = None, *, tls: ssl.SSLContext | None = None,
         return []
     started = time.monotonic()
     pool = _executor(settings.webhook_send_concurrency)
-    results = list(pool.map(lambda item: _attempt(item, settings, tls, resolve), prepared))
+    # Each send runs in a copy of the caller's context: its span joins the caller's trace.
+    sends = [(contextvars.copy_context(), item) for item in prepared]
+    results = list(pool.map(lambda send: send[0].run(_traced_attempt, send[1], settings, tls, resolve), sends))
     _record(results)
     for item, result in zip(prepared, results, strict=True):
         _log_attempt(item.delivery, result, started)

@@ -8,6 +8,7 @@ infra/modules/observability/metrics.tf, parsed.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,13 +17,18 @@ import pytest
 import sqlalchemy as sa
 
 from shared import config, database
+from shared.database import session_scope
 from shared.exceptions import PoolExhaustedError, QuotaExceededError
 from shared.logging import capture_logs
 from shared.media.backends import get_backend
 from shared.media.request import GenerationRequest
+from shared.quotas.admission import admit_sync
+from shared.quotas.queue import close_windows
 from shared.telemetry import metrics
+from shared.webhooks import dispatch
 from tests.conftest import ROOT
 from tests.servers import make_client
+from tests.standin.webhook_receiver import Scripted, running_receiver
 
 METRICS_TF = ROOT / "infra" / "modules" / "observability" / "metrics.tf"
 HCL_OPTIONS = hcl2.SerializationOptions(strip_string_quotes=True, explicit_blocks=False, with_comments=False)
@@ -45,21 +51,37 @@ def facts(lines: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
 @pytest.fixture
 def real_lines(api_key: str, db: Any, vertex_env: dict[str, str], vertex_standin: Any,
                monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Iterator[list[dict[str, Any]]]:
-    """Log lines of a local generation, a tick, a Vertex 429 and an exhausted pool."""
+    """Log lines of a local generation whose webhook fails, a quota window, a tick, a Vertex 429 and an
+    exhausted pool."""
     with capture_logs() as lines:
         monkeypatch.setenv("GENERATION_BACKEND", "local")
         monkeypatch.setenv("LOCAL_DATA_DIR", str(tmp_path))
         monkeypatch.setenv("PUBSUB_BATCH_TOPIC", "metric-facts")
         config.get_settings.cache_clear()
-        generated = make_client("generation", key=api_key).post(
-            "/v1/generations", json={"kind": "image", "prompt": "a counted fox"})
-        assert generated.status_code == 201
+        with running_receiver() as (receiver, url):
+            receiver.default = Scripted(500)  # every webhook attempt fails, and is retried later
+            generated = make_client("generation", key=api_key).post(
+                "/v1/generations", json={"kind": "image", "prompt": "a counted fox", "webhook_url": url})
+            assert generated.status_code == 201
+            receiver.wait_for(1)
+            dispatch.wait_idle()
+        close_a_quota_window(monkeypatch)
         from functions.scheduling.tick import tick
 
         tick(job_name=None, schedule_time=None)
         refuse_for_quota(monkeypatch, vertex_standin)
         exhaust_the_pool(monkeypatch, db.url)
         yield lines
+
+
+def close_a_quota_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One synchronous admission in a 1 s window of a paced model, then the window closes."""
+    monkeypatch.setenv("VERTEX_QUOTAS", "imagen-4.0-generate-001=100/1")
+    config.get_settings.cache_clear()
+    with session_scope() as session:
+        admit_sync(session, "imagen-4.0-generate-001")
+    time.sleep(1.2)
+    assert close_windows() >= 1
 
 
 def refuse_for_quota(monkeypatch: pytest.MonkeyPatch, vertex_standin: Any) -> None:

@@ -121,6 +121,13 @@ locals {
       threshold = var.thresholds.quota_refusals_rate
       duration  = "600s"
     }
+    webhook_failures = {
+      metric    = "webhook_failures"
+      title     = "webhook deliveries failing"
+      section   = "Webhook failures"
+      threshold = var.thresholds.webhook_failure_rate
+      duration  = "900s"
+    }
     pool_exhausted = {
       metric    = "db_pool_exhausted"
       title     = "database pool exhausted"
@@ -157,4 +164,31 @@ resource "google_monitoring_alert_policy" "rate" {
     }
   }
   depends_on = [google_logging_metric.counter]
+}
+
+resource "google_monitoring_alert_policy" "deferrals" {
+  project               = var.project_id
+  display_name          = "genmedia ${var.environment}: quota deferrals far above normal"
+  combiner              = "OR"
+  notification_channels = var.notification_channels
+  documentation {
+    content   = "${local.runbook} \"Quota deferrals\"."
+    mime_type = "text/markdown"
+  }
+  conditions {
+    display_name = "Mean calls deferred per model window above ${var.thresholds.deferrals_per_window} for 30 minutes"
+    condition_threshold {
+      filter          = "metric.type=\"${local.metric_prefix}/vertex_deferrals\" AND resource.type=\"cloud_run_revision\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = var.thresholds.deferrals_per_window
+      duration        = "1800s"
+      aggregations {
+        alignment_period     = "300s"
+        per_series_aligner   = "ALIGN_MEAN"
+        cross_series_reducer = "REDUCE_MEAN"
+        group_by_fields      = ["metric.labels.model"]
+      }
+    }
+  }
+  depends_on = [google_logging_metric.distribution]
 }

@@ -15,6 +15,11 @@ locals {
       description = "Calls Vertex AI refused for quota (HTTP 429)."
       labels      = { model = "Vertex AI model id" }
     }
+    webhook_failures = {
+      fact        = "webhook_failed"
+      description = "Webhook delivery attempts that did not get a 2xx (retried or given up)."
+      labels      = { event_type = "the event", outcome = "retry or failed", reason = "why, e.g. HTTP_500, TIMEOUT" }
+    }
     db_pool_exhausted = {
       fact        = "db_pool_exhausted"
       description = "Checkouts that waited DB_POOL_TIMEOUT for a pooled connection in vain (answered 503)."
@@ -34,6 +39,13 @@ locals {
       unit        = "s"
       description = "Seconds from a job's creation to its final status."
       labels      = { model = "Vertex AI model id", kind = "image or video", status = "the final status" }
+    }
+    vertex_deferrals = {
+      fact        = "vertex_deferred"
+      field       = "value"
+      unit        = "1"
+      description = "Calls put off to a later window by quota pacing, one value per model window."
+      labels      = { model = "Vertex AI model id" }
     }
     db_checkout_wait = {
       fact        = "db_checkout_wait"

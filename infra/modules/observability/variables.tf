@@ -36,14 +36,14 @@ variable "thresholds" {
   type = object({
     error_ratio          = number # 5xx over all requests, per function, over 5 minutes
     quota_refusals_rate  = number # Vertex AI 429s per second, over 10 minutes, far above normal
-    deferrals_rate       = number # items deferred by pacing per second, over 30 minutes
+    deferrals_per_window = number # calls pacing puts off per model window, on average over 30 minutes
     webhook_failure_rate = number # failed webhook attempts per second, over 15 minutes
     oldest_unacked_s     = number # age of the oldest undelivered batch item
   })
   default = {
     error_ratio          = 0.02
     quota_refusals_rate  = 0.5
-    deferrals_rate       = 5
+    deferrals_per_window = 50
     webhook_failure_rate = 0.2
     oldest_unacked_s     = 1800
   }
