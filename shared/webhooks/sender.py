@@ -127,7 +127,7 @@ def _attempt(item: _Prepared, settings: Settings, tls: ssl.SSLContext | None,
 
 def _traced_attempt(item: _Prepared, settings: Settings, tls: ssl.SSLContext | None,
                     resolve: ssrf.Resolver) -> Result:
-    with tracing.child_span("webhook delivery", {"webhook.event_type": item.delivery.event_type}):
+    with tracing.child_span("webhook delivery", {"webhook.event_type": item.delivery.event_type or ""}):
         return _attempt(item, settings, tls, resolve)
 
 
