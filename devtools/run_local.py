@@ -11,6 +11,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from devtools.api_key import local_pepper, mint_key
+from devtools.local_tick import LocalTicker, parse_interval
 from devtools.migrate import ROOT, local_database_url, upgrade_to_head
 from devtools.pubsub_emulator import PROJECT, Emulator, EmulatorUnavailable, running_emulator
 
@@ -33,7 +34,7 @@ def function_command(name: str, port: int, signature: str) -> list[str]:
     ]
 
 
-def _environment() -> dict[str, str]:
+def _environment() -> tuple[dict[str, str], str | None]:
     env = dict(os.environ)
     env.setdefault("GENERATION_BACKEND", "local")
     env.setdefault("LOCAL_DATA_DIR", str(ROOT / ".local" / "data"))
@@ -47,10 +48,11 @@ def _environment() -> dict[str, str]:
         env.setdefault("API_KEY_PEPPER", local_pepper())
         print("PostgreSQL: embedded server, data under .local/pgdata", flush=True)  # noqa: T201
     upgrade_to_head(env.get("DATABASE_URL"))
+    key = None
     if env.get("API_KEY_PEPPER"):
         key = mint_key("dev", ["generate", "batch", "schedule", "admin"], pepper=env["API_KEY_PEPPER"])
         print(f"development API key (admin): {key}", flush=True)  # noqa: T201
-    return env
+    return env, key
 
 
 def _pubsub(stack: ExitStack, env: dict[str, str]) -> Emulator | None:
@@ -79,12 +81,26 @@ def _subscribe(emulator: Emulator, env: dict[str, str]) -> None:
 def main() -> int:
     """Start everything, wait for Ctrl-C or a child dying, then stop everything started."""
     with ExitStack() as stack:
-        env = _environment()
+        seconds = parse_interval(os.environ.get("LOCAL_TICK_SECONDS"))
+        env, key = _environment()
         emulator = _pubsub(stack, env)
-        return _serve(env, emulator)
+        return _serve(env, emulator, _ticker(env, key, seconds))
 
 
-def _serve(env: dict[str, str], emulator: Emulator | None) -> int:
+def _ticker(env: dict[str, str], key: str | None, seconds: float) -> LocalTicker | None:
+    """Cloud Scheduler's stand-in, announced at start-up (or why there is none)."""
+    port = int(env.get("SCHEDULING_PORT", 8082))
+    if seconds == 0 or key is None:
+        why = "LOCAL_TICK_SECONDS=0" if seconds == 0 else "no development key (API_KEY_PEPPER is unset)"
+        print(f"local tick: off ({why}); schedules fire only when POST /v1/schedules:tick is called",  # noqa: T201
+              flush=True)
+        return None
+    print(f"local tick: POST http://127.0.0.1:{port}/v1/schedules:tick every {seconds:g}s with the "  # noqa: T201
+          "development key, standing in for Cloud Scheduler (LOCAL_TICK_SECONDS)", flush=True)
+    return LocalTicker(f"http://127.0.0.1:{port}", key, seconds)
+
+
+def _serve(env: dict[str, str], emulator: Emulator | None, ticker: LocalTicker | None = None) -> int:
     children: list[subprocess.Popen[bytes]] = []
     for name, port_var, default_port, signature in FUNCTIONS:
         port = int(env.get(port_var, default_port))
@@ -97,6 +113,8 @@ def _serve(env: dict[str, str], emulator: Emulator | None) -> int:
     try:
         if emulator is not None:
             _subscribe(emulator, env)
+        if ticker is not None:
+            ticker.start()
         while all(child.poll() is None for child in children):
             time.sleep(0.5)
         print("a function exited; stopping the others", file=sys.stderr)  # noqa: T201
@@ -104,6 +122,8 @@ def _serve(env: dict[str, str], emulator: Emulator | None) -> int:
     except KeyboardInterrupt:
         return 0
     finally:
+        if ticker is not None:
+            ticker.stop()
         _stop(children)
 
 

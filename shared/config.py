@@ -113,6 +113,13 @@ class Settings(BaseModel):
     # How long an upload URL accepts its PUT; the bytes themselves live until the bucket's lifecycle rule.
     upload_url_ttl_seconds: int = Field(default=900, ge=60, le=7 * 86_400)
 
+    # Download links (`url` of every output): how long each is valid, the public URL of the generation
+    # function when links are minted outside one of its requests, and the account whose key signs the
+    # Cloud Storage redirect through IAM signBlob (default: the function's own).
+    download_url_ttl_seconds: int = Field(default=900, ge=1, le=43_200)
+    download_base_url: str | None = Field(default=None, pattern=r"^https?://[^\s?#]+$")
+    download_signer_service_account: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+$")
+
     @model_validator(mode="before")
     @classmethod
     def _from_environment(cls, data: object) -> object:

@@ -33,6 +33,22 @@ class JobError(BaseModel):
     message: str
 
 
+class Output(BaseModel):
+    """One output as the API shows it: where it is stored, what it is, and a link anyone can GET until it
+    expires (minted per response, never stored; null where no link can be made)."""
+
+    uri: str
+    mime_type: str
+    url: str | None = None
+
+    @classmethod
+    def of(cls, stored: dict[str, str]) -> Output:
+        """The view of a stored output, with a freshly minted link."""
+        from shared.results.downloads import mint_url
+
+        return cls(uri=stored["uri"], mime_type=stored["mime_type"], url=mint_url(stored["uri"]))
+
+
 class Job(BaseModel):
     """A job as the API shows it."""
 
@@ -41,7 +57,7 @@ class Job(BaseModel):
     model: str
     status: Status
     prompt: str
-    outputs: list[MediaOutput]
+    outputs: list[Output]
     error: JobError | None
     batch_id: str | None = None
     created_at: datetime
@@ -58,7 +74,7 @@ class Job(BaseModel):
         return cls(
             id=row.id, kind=row.kind, model=row.model, status=row.status,  # type: ignore[arg-type]
             prompt=str(row.request.get("prompt", "")),
-            outputs=[MediaOutput(**o) for o in row.outputs],
+            outputs=[Output.of(o) for o in row.outputs],
             error=JobError(**row.error) if row.error else None,
             batch_id=row.batch_id, created_at=row.created_at, updated_at=row.updated_at,
         )

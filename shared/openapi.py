@@ -65,6 +65,7 @@ class Operation:
     body: str | None = None
     query: str | None = None
     idempotent: bool = False  # takes Idempotency-Key (409 when reused with another body)
+    binary: bool = False  # a 200 that is the file itself, not JSON (downloads)
     errors: tuple[int, ...] = ()  # beyond those that auth, body, query and path variables imply
     examples: dict[str, Any] = field(default_factory=dict)
 
@@ -89,6 +90,8 @@ CATALOG: dict[str, Operation] = {
     "GET /v1/uploads/<upload_id>": Operation({200: "Upload"}),
     # The bytes of a local upload; no API key (the signed URL is the credential), no JSON body.
     "PUT /v1/uploads/<upload_id>": Operation({200: "Upload"}, errors=(400, 403, 409)),
+    "GET /v1/files/<path:object_name>": Operation({200: None, 302: None}, query="DownloadQuery", binary=True,
+                                                  errors=(403, 404, 503)),
     "POST /v1/schedules": Operation(
         {201: "Schedule", 200: "Schedule"}, body="ScheduleCreate", idempotent=True,
         examples={"weekdays at nine": {"request": _IMAGE, "cron": "0 9 * * 1-5", "timezone": "Europe/Paris"},
@@ -102,14 +105,17 @@ CATALOG: dict[str, Operation] = {
     "GET /v1/webhooks/secret": Operation({200: "WebhookSecret"}),
 }
 
-_SUCCESS = {200: "OK", 201: "Created", 202: "Accepted: the work goes on; poll the resource", 204: "Deleted"}
+_SUCCESS = {200: "OK", 201: "Created", 202: "Accepted: the work goes on; poll the resource", 204: "Deleted",
+            302: "Found: the file is at `Location` (a V4-signed Cloud Storage URL valid at least a minute)"}
 _REPLAYED = "Replayed: an earlier request with this Idempotency-Key and body made it"
 _AT = "2026-11-26T09:41:04.123Z"
 # Response examples by model; a unit test validates each against the generated schema.
 RESPONSE_EXAMPLES: dict[str, Any] = {
     "Job": {"id": "gen_4bf92f3577b34da6a3ce929d0e0e4736", "kind": "image", "model": "imagen-4.0-generate-001",
             "status": "succeeded", "prompt": "a red fox in fresh snow", "error": None, "batch_id": None,
-            "outputs": [{"uri": "gs://genmedia-out/images/gen_4bf9/0.png", "mime_type": "image/png"}],
+            "outputs": [{"uri": "gs://genmedia-out/images/gen_4bf9/0.png", "mime_type": "image/png",
+                         "url": "https://generation.example/v1/files/images/gen_4bf9/0.png?expires=1795000000"
+                                "&signature=q3Jb0Fh1c2nQmA2tT3VwY1qXo9mYkW1cJ3vR5aT7uLs"}],
             "created_at": _AT, "updated_at": _AT},
     "Batch": {"id": "bat_00f067aa0ba902b7a3ce929d0e0e4736", "status": "running", "total": 2, "schedule_id": None,
               "counts": {"queued": 1, "running": 0, "succeeded": 1, "failed": 0}, "created_at": _AT, "updated_at": _AT},
@@ -209,6 +215,10 @@ def _success(status: int, schema: dict[str, Any] | None, op: Operation) -> dict[
                                           "schema": {"type": "string", "enum": ["true"]}}
     replayed = op.idempotent and status == 200
     answer: dict[str, Any] = {"description": _REPLAYED if replayed else _SUCCESS[status], "headers": headers}
+    if status == 302:
+        headers["Location"] = {"description": "Where the file is", "schema": {"type": "string"}}
+    if op.binary and status == 200:
+        answer["content"] = {"*/*": {"schema": {"type": "string", "format": "binary"}}}
     if schema is not None:
         answer["content"] = {"application/json": {"schema": schema}}
         example = RESPONSE_EXAMPLES.get(schema.get("$ref", "").rsplit("/", 1)[-1])

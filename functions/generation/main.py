@@ -29,6 +29,7 @@ access = lazy_import("shared.access")
 idempotency = lazy_import("shared.idempotency")
 openapi = lazy_import("shared.openapi")
 uploads = lazy_import("functions.generation.uploads")
+downloads = lazy_import("shared.results.downloads")
 
 configure_logging(load_settings_or_exit())
 install_error_handlers(functions_framework.errorhandler)
@@ -114,6 +115,20 @@ def put_upload(request: flask.Request, upload_id: str) -> flask.Response:
         content_type=request.headers.get("Content-Type"), content_length=request.content_length,
         stream=request.stream)
     return json_response(upload.model_dump(mode="json", exclude_none=True))
+
+
+@router.route("GET", "/v1/files/<path:object_name>")
+def download_file(request: flask.Request, object_name: str) -> flask.Response:
+    """Download an output or a results file through its signed link: no key needed, 403 once changed or expired."""
+    query = parse_model(models.DownloadQuery, request.args.to_dict())
+    found = downloads.resolve_download(object_name, query.expires, query.signature)
+    if found.redirect is not None:
+        response = flask.redirect(found.redirect, 302)
+        response.headers["Cache-Control"] = "no-store"
+        return response
+    response = flask.send_file(found.path, mimetype=found.mime_type, conditional=True, max_age=found.seconds_left)
+    response.headers["Cache-Control"] = f"private, max-age={found.seconds_left}"
+    return response
 
 
 @router.route("GET", "/openapi.json")

@@ -31,3 +31,12 @@ class BatchCreate(BaseModel):
 
     items: list[GenerationRequest] = Field(min_length=1, max_length=MAX_BATCH_ITEMS)
     webhook_url: str | None = WEBHOOK_URL
+
+
+class DownloadQuery(BaseModel):
+    """`GET /v1/files/{object}`: the expiry and signature of a download link, exactly as minted."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    expires: str | None = Field(default=None, max_length=20, description="Unix seconds; part of the signature")
+    signature: str | None = Field(default=None, max_length=100, description="HMAC of the object and expiry")

@@ -16,6 +16,7 @@ import struct
 import threading
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from email.parser import BytesParser
 from email.policy import HTTP
 from typing import Any
@@ -27,6 +28,8 @@ from tests.standin.http_base import BackgroundServer, Incoming, Reply
 
 _UPLOAD = re.compile(r"^/upload/storage/v1/b/(?P<bucket>[^/]+)/o$")
 _OBJECT = re.compile(r"^/(?:download/)?storage/v1/b/(?P<bucket>[^/]+)/o/(?P<name>.+)$")
+_SIGNED = re.compile(r"^/(?P<bucket>[a-z0-9][a-z0-9._-]+)/(?P<name>.+)$")
+_V4_PARAMS = ("X-Goog-Algorithm", "X-Goog-Credential", "X-Goog-Date", "X-Goog-Expires", "X-Goog-Signature")
 _RANGE = re.compile(r"bytes (?:(?P<first>\d+)-(?P<last>\d+)|\*)/(?P<total>\d+|\*)")
 
 
@@ -96,7 +99,23 @@ class GcsStandIn:
             if (request.query.get("alt") or [""])[0] == "media":
                 return _media(obj, request.headers.get("range"))
             return Reply.json(200, obj.resource())
+        signed = _SIGNED.match(request.path)
+        if signed and request.method == "GET" and "X-Goog-Signature" in request.query:
+            return self._signed_get(signed["bucket"], unquote(signed["name"]), request)
         return _error(404, f"unsupported: {request.method} {request.path}")
+
+    def _signed_get(self, bucket: str, name: str, request: Incoming) -> Reply:
+        """A V4-signed XML API GET: every signing parameter present and not expired, else 403."""
+        params = {k: v[0] for k, v in request.query.items()}
+        if any(not params.get(p) for p in _V4_PARAMS) or params["X-Goog-Algorithm"] != "GOOG4-RSA-SHA256":
+            return _error(403, "SignatureDoesNotMatch")
+        signed_at = datetime.strptime(params["X-Goog-Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+        if datetime.now(UTC) > signed_at + timedelta(seconds=int(params["X-Goog-Expires"])):
+            return _error(403, "ExpiredToken")
+        obj = self.objects.get((bucket, name))
+        if obj is None:
+            return _error(404, "NoSuchKey")
+        return Reply(200, obj.data, content_type=obj.content_type)
 
     def _store(self, bucket: str, name: str, data: bytes, content_type: str) -> Reply:
         with self._lock:
