@@ -21,7 +21,8 @@ from shared.tables import JobRow
 from shared.telemetry import metrics
 from shared.webhooks.deliveries import WebhookStatus, job_finished
 
-Status = Literal["queued", "running", "succeeded", "failed"]
+Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+STATUSES: tuple[Status, ...] = ("queued", "running", "succeeded", "failed", "cancelled")
 ACTIVE: tuple[Status, ...] = ("queued", "running")
 FINISHED: tuple[Status, ...] = ("succeeded", "failed")
 
@@ -59,7 +60,9 @@ class Job(BaseModel):
     prompt: str
     outputs: list[Output]
     error: JobError | None
+    custom_id: str | None = None
     batch_id: str | None = None
+    schedule_id: str | None = None
     created_at: datetime
     updated_at: datetime
     webhook: WebhookStatus | None = None
@@ -76,7 +79,8 @@ class Job(BaseModel):
             prompt=str(row.request.get("prompt", "")),
             outputs=[Output.of(o) for o in row.outputs],
             error=JobError(**row.error) if row.error else None,
-            batch_id=row.batch_id, created_at=row.created_at, updated_at=row.updated_at,
+            custom_id=row.custom_id, batch_id=row.batch_id, schedule_id=row.schedule_id,
+            created_at=row.created_at, updated_at=row.updated_at,
         )
 
 

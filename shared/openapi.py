@@ -81,7 +81,9 @@ CATALOG: dict[str, Operation] = {
     "POST /v1/generations": Operation({201: "Job", 202: "Job", 200: "Job"}, body="GenerationCreate",
                                       idempotent=True, examples={"image": _IMAGE, "video": _VIDEO,
                                                                  "with a webhook": {**_IMAGE, "webhook_url": _HOOK}}),
+    "GET /v1/generations": Operation({200: "GenerationPage"}, query="GenerationListQuery"),
     "GET /v1/generations/<job_id>": Operation({200: "Job"}),
+    "GET /v1/batches": Operation({200: "BatchPage"}, query="BatchListQuery"),
     "POST /v1/batches": Operation({202: "Batch", 200: "Batch"}, body="BatchCreate", idempotent=True,
                                   examples={"two": {"items": [_IMAGE, {**_IMAGE, "prompt": "a kite"}]}}),
     "GET /v1/batches/<batch_id>": Operation({200: "Batch"}),
@@ -112,13 +114,15 @@ _AT = "2026-11-26T09:41:04.123Z"
 # Response examples by model; a unit test validates each against the generated schema.
 RESPONSE_EXAMPLES: dict[str, Any] = {
     "Job": {"id": "gen_4bf92f3577b34da6a3ce929d0e0e4736", "kind": "image", "model": "imagen-4.0-generate-001",
-            "status": "succeeded", "prompt": "a red fox in fresh snow", "error": None, "batch_id": None,
+            "status": "succeeded", "prompt": "a red fox in fresh snow", "error": None, "custom_id": None,
+            "batch_id": None, "schedule_id": None,
             "outputs": [{"uri": "gs://genmedia-out/images/gen_4bf9/0.png", "mime_type": "image/png",
                          "url": "https://generation.example/v1/files/images/gen_4bf9/0.png?expires=1795000000"
                                 "&signature=q3Jb0Fh1c2nQmA2tT3VwY1qXo9mYkW1cJ3vR5aT7uLs"}],
             "created_at": _AT, "updated_at": _AT},
     "Batch": {"id": "bat_00f067aa0ba902b7a3ce929d0e0e4736", "status": "running", "total": 2, "schedule_id": None,
-              "counts": {"queued": 1, "running": 0, "succeeded": 1, "failed": 0}, "created_at": _AT, "updated_at": _AT},
+              "counts": {"queued": 1, "running": 0, "succeeded": 1, "failed": 0, "cancelled": 0}, "results": None,
+              "created_at": _AT, "updated_at": _AT},
 }
 _SCHEDULER_HEADERS = ("X-CloudScheduler-JobName", "X-CloudScheduler-ScheduleTime")
 

@@ -27,6 +27,10 @@ class BatchRow(Base):
     trace_attributes: Mapped[dict[str, str]] = mapped_column(JSONB, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_NOW)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_NOW)
+    # The results file, written once when no item is queued or running (shared.results.results_file).
+    results_uri: Mapped[str | None] = mapped_column(Text)
+    results_written_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    results_lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class JobRow(Base):
@@ -45,6 +49,8 @@ class JobRow(Base):
     operation_name: Mapped[str | None] = mapped_column(Text)
     batch_id: Mapped[str | None] = mapped_column(Text, ForeignKey("batches.id", ondelete="CASCADE"))
     item_index: Mapped[int | None] = mapped_column(Integer)
+    custom_id: Mapped[str | None] = mapped_column(Text)
+    schedule_id: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     poll_count: Mapped[int] = mapped_column(Integer, default=0)

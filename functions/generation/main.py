@@ -30,6 +30,7 @@ idempotency = lazy_import("shared.idempotency")
 openapi = lazy_import("shared.openapi")
 uploads = lazy_import("functions.generation.uploads")
 downloads = lazy_import("shared.results.downloads")
+lists = lazy_import("shared.results.lists")
 
 configure_logging(load_settings_or_exit())
 install_error_handlers(functions_framework.errorhandler)
@@ -58,6 +59,14 @@ def create_generation(request: flask.Request, principal: Principal) -> flask.Res
     return json_response(job.model_dump(mode="json"), status, headers)
 
 
+@router.route("GET", "/v1/generations", scope="generate")
+def list_generations(request: flask.Request, principal: Principal) -> flask.Response:
+    """Your jobs, newest first, a page at a time; filter by `batch_id`, `schedule_id` or `status`."""
+    query = parse_model(lists.GenerationListQuery, request.args.to_dict())
+    access.limit(principal, "read")
+    return json_response(service.list_generations(query, owner_id=principal.key_id).model_dump(mode="json"))
+
+
 @router.route("GET", "/v1/generations/<job_id>", scope="generate")
 def get_generation(request: flask.Request, principal: Principal, job_id: str) -> flask.Response:
     """One job; reading a running video advances it."""
@@ -80,6 +89,14 @@ def create_batch(request: flask.Request, principal: Principal) -> flask.Response
     if not created:
         headers["Idempotent-Replayed"] = "true"
     return json_response(batch.model_dump(mode="json"), 202 if created else 200, headers)
+
+
+@router.route("GET", "/v1/batches", scope="batch")
+def list_batches(request: flask.Request, principal: Principal) -> flask.Response:
+    """Your batches, newest first, a page at a time, each with its counts and results file."""
+    query = parse_model(lists.BatchListQuery, request.args.to_dict())
+    access.limit(principal, "read")
+    return json_response(service.list_batches_page(query, owner_id=principal.key_id).model_dump(mode="json"))
 
 
 @router.route("GET", "/v1/batches/<batch_id>", scope="batch")
@@ -134,7 +151,7 @@ def download_file(request: flask.Request, object_name: str) -> flask.Response:
 @router.route("GET", "/openapi.json")
 def openapi_document(request: flask.Request) -> flask.Response:
     """This function's OpenAPI 3.1 document, generated from its routes and models on first request."""
-    return openapi.response(router, title="genmedia generation API", models=[models])
+    return openapi.response(router, title="genmedia generation API", models=[models, lists])
 
 
 _handle = http_app(router)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.batches import BatchItem
 from shared.media.request import GenerationRequest
 from shared.uploads.uploads import Upload, UploadCreate
 
@@ -25,11 +26,11 @@ class GenerationCreate(GenerationRequest):
 
 
 class BatchCreate(BaseModel):
-    """`POST /v1/batches`: up to 1,000 generation requests."""
+    """`POST /v1/batches`: up to 1,000 generation requests, each with an optional `custom_id`."""
 
     model_config = ConfigDict(extra="forbid")
 
-    items: list[GenerationRequest] = Field(min_length=1, max_length=MAX_BATCH_ITEMS)
+    items: list[BatchItem] = Field(min_length=1, max_length=MAX_BATCH_ITEMS)
     webhook_url: str | None = WEBHOOK_URL
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from shared.batches import Batch, NewBatch, create_batches, get_batch
+from shared.batches import Batch, BatchItem, NewBatch, create_batches, get_batch, split_items
 from shared.config import get_settings
 from shared.database import session_scope
 from shared.exceptions import GenmediaError, QuotaExceededError, ServiceUnavailableError
@@ -17,6 +17,14 @@ from shared.media.request import GenerationRequest
 from shared.outbox import publish_pending
 from shared.quotas.admission import QuotaShareSpentError, admit_sync, count_sync_refusal, record_sync_refusal
 from shared.quotas.queue import dispatch_waiting
+from shared.results.lists import (
+    BatchListQuery,
+    BatchPage,
+    GenerationListQuery,
+    GenerationPage,
+    list_batches,
+    list_jobs,
+)
 from shared.uploads.references import resolve_inputs
 from shared.webhooks.api import attach_status, check_webhook_url
 from shared.webhooks.deliveries import Subscription, subscribe
@@ -114,14 +122,15 @@ def publish_outbox(topic: str) -> None:
 
 
 def create_batch(
-    items: list[GenerationRequest], *, owner_id: str, idempotency_key: str | None, digest: str,
+    items: list[BatchItem], *, owner_id: str, idempotency_key: str | None, digest: str,
     webhook_url: str | None = None,
 ) -> tuple[Batch, bool]:
     """Record a batch and its items, queue one message per item, publish; (batch, created)."""
     topic = get_settings().pubsub_batch_topic
     if not topic:
         raise BatchesNotConfiguredError()
-    resolved = resolve_items(items, owner_id=owner_id)
+    requests, custom_ids = split_items(items)
+    resolved = resolve_items(requests, owner_id=owner_id)
     check_webhook_url(webhook_url)
     batch_id = new_id("bat")
     with session_scope() as session:
@@ -129,7 +138,8 @@ def create_batch(
                            digest=digest, resource_id=batch_id)
         if earlier is not None:
             return _batch_view(session, earlier, owner_id), False
-        create_batches(session, [NewBatch(batch_id, owner_id, resolved, webhook_url=webhook_url)], topic=topic)
+        create_batches(session, [NewBatch(batch_id, owner_id, resolved, webhook_url=webhook_url,
+                                           custom_ids=custom_ids)], topic=topic)
     publish_outbox(topic)
     with session_scope() as session:
         return _batch_view(session, batch_id, owner_id), True
@@ -145,3 +155,15 @@ def read_batch(batch_id: str, *, owner_id: str) -> Batch:
     """The batch with its per-status counts and its webhook's state."""
     with session_scope() as session:
         return _batch_view(session, batch_id, owner_id)
+
+
+def list_generations(query: GenerationListQuery, *, owner_id: str) -> GenerationPage:
+    """A page of the caller's jobs, newest first."""
+    with session_scope() as session:
+        return list_jobs(session, query, owner_id=owner_id)
+
+
+def list_batches_page(query: BatchListQuery, *, owner_id: str) -> BatchPage:
+    """A page of the caller's batches, newest first."""
+    with session_scope() as session:
+        return list_batches(session, query, owner_id=owner_id)

@@ -14,10 +14,10 @@ import pydantic
 from sqlalchemy.orm import Session
 
 from shared.access import family_limit
+from shared.batches import BatchItem
 from shared.config import get_settings
 from shared.exceptions import GenmediaError
 from shared.jobs import JobError
-from shared.media.request import GenerationRequest
 from shared.ratelimit import check_rate_limit
 from shared.tables import ScheduleRow
 
@@ -30,7 +30,7 @@ INVALID = JobError(reason="INVALID_REQUEST", message="the schedule's stored requ
 class Decided:
     """Per schedule id: the requests to generate, or why the run generates nothing."""
 
-    allowed: dict[str, list[GenerationRequest]]
+    allowed: dict[str, list[BatchItem]]
     refused: dict[str, JobError]
 
 
@@ -56,12 +56,12 @@ def decide_runs(session: Session, rows: list[ScheduleRow]) -> Decided:
     One spend per owner and family when everything fits (the common case, one statement); when it
     does not, schedule by schedule in firing order, so what fits still fires.
     """
-    allowed: dict[str, list[GenerationRequest]] = {}
+    allowed: dict[str, list[BatchItem]] = {}
     refused: dict[str, JobError] = {}
     groups: dict[tuple[str, str], list[ScheduleRow]] = defaultdict(list)
     for row in rows:
         try:
-            allowed[row.id] = [GenerationRequest.model_validate(r) for r in row.requests]
+            allowed[row.id] = [BatchItem.model_validate(r) for r in row.requests]
         except (pydantic.ValidationError, TypeError, ValueError):
             refused[row.id] = INVALID
             continue

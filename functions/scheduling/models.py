@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_serializer, model_validator
 
+from shared.batches import BatchItem
 from shared.jobs import JobError, rfc3339
 from shared.media.request import GenerationRequest
 
@@ -17,7 +18,7 @@ class ScheduleCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     request: GenerationRequest | None = None
-    requests: list[GenerationRequest] | None = Field(default=None, min_length=1, max_length=1000)
+    requests: list[BatchItem] | None = Field(default=None, min_length=1, max_length=1000)
     cron: str | None = Field(default=None, min_length=9, max_length=200)
     timezone: str | None = Field(default=None, min_length=1, max_length=64)
     run_at: AwareDatetime | None = None
@@ -73,7 +74,7 @@ class Schedule(ScheduleSummary):
     """A schedule as the API shows it."""
 
     request: GenerationRequest | None = None
-    requests: list[GenerationRequest] | None = None
+    requests: list[BatchItem] | None = None
 
 
 class TickResult(BaseModel):

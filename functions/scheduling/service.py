@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, defer
 
 from functions.scheduling import cron
 from functions.scheduling.models import Schedule, ScheduleCreate, ScheduleRun, ScheduleSummary
+from shared.batches import BatchItem, split_items
 from shared.config import get_settings
 from shared.database import session_scope
 from shared.exceptions import GenmediaError, NotFoundError, ServiceUnavailableError, ValidationError
@@ -55,16 +56,21 @@ def _invalid(field: str, description: str) -> ValidationError:
     return ValidationError.for_field(field, description)
 
 
-def _resolve_requests(body: ScheduleCreate, owner_id: str) -> list[GenerationRequest]:
+def _resolve_requests(body: ScheduleCreate, owner_id: str) -> list[dict[str, object]]:
+    """The requests to store, resolved (model and inputs), each with its custom_id (items of `requests`)."""
+    custom_ids: list[str | None] = [None]
     if body.request is not None:
-        pairs = [("request", body.request)]
+        pairs: list[tuple[str, GenerationRequest]] = [("request", body.request)]
     else:
-        pairs = [(f"requests[{i}]", r) for i, r in enumerate(body.requests or [])]
+        requests, custom_ids = split_items(body.requests or [], prefix="requests")
+        pairs = [(f"requests[{i}]", r) for i, r in enumerate(requests)]
     resolved = resolve_all(pairs)
     # Inputs are resolved once, now: each run reads the same objects (an upload lives until the bucket's
     # lifecycle rule deletes it; an output of a job for as long as the job's outputs are kept).
-    return resolve_inputs([(prefix, r) for (prefix, _), r in zip(pairs, resolved, strict=True)],
-                          owner_id=owner_id)
+    inputs = resolve_inputs([(prefix, r) for (prefix, _), r in zip(pairs, resolved, strict=True)],
+                            owner_id=owner_id)
+    return [{**r.model_dump(exclude_none=True), **({"custom_id": c} if c else {})}
+            for r, c in zip(inputs, custom_ids, strict=True)]
 
 
 def first_run(body: ScheduleCreate, now: datetime) -> datetime:
@@ -98,7 +104,7 @@ def create_schedule(
     next_run = first_run(body, datetime.now(UTC))
     check_webhook_url(body.webhook_url)
     schedule_id = new_id("sch")
-    stored = [r.model_dump(exclude_none=True) for r in requests]
+    stored = requests
     size = len(json.dumps(stored, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass"))
     with session_scope() as session:
         earlier = replayed(session, owner_id=owner_id, scope=SCOPE, key=idempotency_key, digest=digest,
@@ -171,8 +177,8 @@ def _summary(row: ScheduleRow, runs: list[ScheduleRun]) -> ScheduleSummary:
 
 
 def _to_schedule(row: ScheduleRow, runs: list[ScheduleRun]) -> Schedule:
-    requests = [GenerationRequest.model_validate(r) for r in row.requests]
-    return Schedule(**dict(_summary(row, runs)), request=None if row.is_batch else requests[0],
+    requests = [BatchItem.model_validate(r) for r in row.requests]
+    return Schedule(**dict(_summary(row, runs)), request=None if row.is_batch else requests[0].request(),
                     requests=requests if row.is_batch else None)
 
 

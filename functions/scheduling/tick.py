@@ -25,7 +25,7 @@ from functions.scheduling import cron
 from functions.scheduling.budget import decide_runs
 from functions.scheduling.models import TickResult
 from functions.scheduling.service import SchedulingNotConfiguredError
-from shared.batches import NewBatch, create_batches
+from shared.batches import BatchItem, NewBatch, create_batches, split_items
 from shared.config import get_settings
 from shared.database import session_scope
 from shared.exceptions import GenmediaError
@@ -117,12 +117,16 @@ def _fire(session: Session, rows: list[ScheduleRow], now: datetime, topic: str) 
         row.last_run_at = due
         row.next_run_at = _advance(row, due, now)
         row.updated_at = now
-    fired = [NewBatch(runs[row.id][1], row.owner_id, decided.allowed[row.id], schedule_id=row.id,
-                      webhook_url=row.webhook_url)
-             for row in rows if row.id in decided.allowed]
+    fired = [_new_batch(runs[row.id][1], row, decided.allowed[row.id]) for row in rows if row.id in decided.allowed]
     if fired:
         create_batches(session, fired, topic=topic)
     return len(fired), len(decided.refused)
+
+
+def _new_batch(batch_id: str, row: ScheduleRow, items: list[BatchItem]) -> NewBatch:
+    requests, custom_ids = split_items(items)
+    return NewBatch(batch_id, row.owner_id, requests, schedule_id=row.id, custom_ids=custom_ids,
+                    webhook_url=row.webhook_url)
 
 
 def _record_refusal(session: Session, schedule_id: str, due: datetime | None, error: JobError) -> None:

@@ -77,7 +77,7 @@ def test_hundred_image_batch_completes(make_pipeline: Callable[..., Pipeline]) -
     assert (batch["total"], batch["status"]) == (100, "queued")
     done = pipeline.wait_finished(batch["id"], timeout=40)
     assert done["status"] == "succeeded"
-    assert done["counts"] == {"queued": 0, "running": 0, "succeeded": 100, "failed": 0}
+    assert done["counts"] == {"queued": 0, "running": 0, "succeeded": 100, "failed": 0, "cancelled": 0}
     rows = job_rows(pipeline.batch.env["DATABASE_URL"], batch["id"])
     assert len(rows) == 100
     assert all(len(row["outputs"]) == 1 and row["attempts"] == 1 for row in rows.values())
@@ -210,7 +210,7 @@ def test_killed_batch_function_loses_no_item(
 
     wait_until(finished, timeout=60, interval=1.0, what="the batch to finish")
     done = pipeline.get_batch(batch["id"])
-    assert done["counts"] == {"queued": 0, "running": 0, "succeeded": 30, "failed": 0}
+    assert done["counts"] == {"queued": 0, "running": 0, "succeeded": 30, "failed": 0, "cancelled": 0}
     rows = job_rows(pipeline.batch.env["DATABASE_URL"], batch["id"])
     assert all(len(row["outputs"]) == 1 for row in rows.values())
 
@@ -225,7 +225,7 @@ def test_mixed_outcomes_give_partially_failed_with_counts(
     batch = pipeline.submit([{"kind": "image", "prompt": p} for p in prompts])
     done = pipeline.wait_finished(batch["id"], timeout=20)
     assert done["status"] == "partially_failed"
-    assert done["counts"] == {"queued": 0, "running": 0, "succeeded": 3, "failed": 2}
+    assert done["counts"] == {"queued": 0, "running": 0, "succeeded": 3, "failed": 2, "cancelled": 0}
     jobs = [pipeline.get_job(f"{batch['id']}_{i:04d}") for i in range(len(prompts))]
     assert [j["status"] for j in jobs] == ["succeeded", "failed", "succeeded", "failed", "succeeded"]
     assert jobs[1]["error"]["reason"] == "CONTENT_FILTERED"

@@ -33,7 +33,7 @@ def test_make_run_serves_all_three_and_ctrl_c_stops_everything(db: Any, tmp_path
         key = wait_until(lambda: _dev_key(log), timeout=60, what="the development key")
         base = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
         for url in (base["GENERATION_PORT"], base["SCHEDULING_PORT"]):
-            wait_until(lambda url=url: _ok(f"{url}/healthz"), timeout=30, what=f"{url} to serve")
+            wait_until(lambda url=url: _ok(f"{url}/healthz"), timeout=120, what=f"{url} to serve")
         headers = {"Authorization": f"Bearer {key}"}
         batch = requests.post(f"{base['GENERATION_PORT']}/v1/batches", headers=headers, timeout=30,
                               json={"items": [{"kind": "image", "prompt": "a"}, {"kind": "image", "prompt": "b"}]})

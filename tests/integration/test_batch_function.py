@@ -137,7 +137,7 @@ def test_generation_api_shows_the_processed_item(batch: Any, api_key: str) -> No
     job = generation.get("/v1/generations/bat_owned_0000", headers=auth).get_json()
     assert (job["status"], job["batch_id"], len(job["outputs"])) == ("succeeded", "bat_owned", 1)
     counts = generation.get("/v1/batches/bat_owned", headers=auth).get_json()["counts"]
-    assert counts == {"queued": 1, "running": 0, "succeeded": 1, "failed": 0}
+    assert counts == {"queued": 1, "running": 0, "succeeded": 1, "failed": 0, "cancelled": 0}
 
 
 @pytest.mark.parametrize(
