@@ -190,14 +190,4 @@ def get_batch_row(session: Session, batch_id: str, *, owner_id: str | None = Non
     row = session.get(BatchRow, batch_id, with_for_update=lock)
     if row is None or (owner_id is not None and row.owner_id != owner_id):
         raise NotFoundError(f"batch {shown_id(batch_id)} not found")
-    grouped = session.execute(
-        select(JobRow.status, func.count(), func.max(JobRow.updated_at))
-        .where(JobRow.batch_id == batch_id).group_by(JobRow.status)
-    ).all()
-    counts = BatchCounts(**{status: n for status, n, _ in grouped})
-    updated = max([row.updated_at, *[u for _, _, u in grouped if u is not None]])
-    estimate = estimate_completion(session, row.id, row.owner_id, row.created_at) if counts.queued else None
-    return Batch(id=row.id, status=derive_status(counts), total=row.total, counts=counts,
-                 schedule_id=row.schedule_id, estimated_completion_at=estimate, created_at=row.created_at,
-                 updated_at=updated)
     return row

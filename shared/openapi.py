@@ -83,6 +83,8 @@ CATALOG: dict[str, Operation] = {
                                                                  "with a webhook": {**_IMAGE, "webhook_url": _HOOK}}),
     "GET /v1/generations": Operation({200: "GenerationPage"}, query="GenerationListQuery"),
     "GET /v1/generations/<job_id>": Operation({200: "Job"}),
+    "POST /v1/generations/<job_id>:cancel": Operation({200: "Job"}),
+    "POST /v1/batches/<batch_id>:cancel": Operation({200: "Batch"}),
     "GET /v1/batches": Operation({200: "BatchPage"}, query="BatchListQuery"),
     "POST /v1/batches": Operation({202: "Batch", 200: "Batch"}, body="BatchCreate", idempotent=True,
                                   examples={"two": {"items": [_IMAGE, {**_IMAGE, "prompt": "a kite"}]}}),

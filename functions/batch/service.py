@@ -29,6 +29,7 @@ from shared.outbox import publish_pending
 from shared.quotas.admission import Slot, defer_item, read_slot, take_slot
 from shared.quotas.budget import MAX_HORIZON
 from shared.quotas.queue import dispatch
+from shared.results.results_file import try_write_results
 
 _log = logging.getLogger("genmedia.batch")
 
@@ -74,13 +75,13 @@ def process_item(message: PubSubMessage) -> None:
         return
     try:
         time.sleep(wait)
-        _generate(item.item_id, slot.model, attempts)
+        _generate(item.item_id, slot.model, attempts, item.batch_id)
     finally:
         if slot.paced:
             refill(slot.model)
 
 
-def _generate(item_id: str, model: str, attempts: int) -> None:
+def _generate(item_id: str, model: str, attempts: int, batch_id: str) -> None:
     settings = get_settings()
     try:
         with quota_refusals_returned():
@@ -97,12 +98,15 @@ def _generate(item_id: str, model: str, attempts: int) -> None:
             _log.error("item failed after %d attempts: %s", attempts, err, extra={"item_id": item_id})
             message = f"{err.message} (gave up after {attempts} attempts)"
             fail_job(item_id, JobError(reason=err.reason, message=message))
+            try_write_results(batch_id)
             return
         with session_scope() as session:
             # An open breaker is Vertex AI being down, not this item failing: do not spend an attempt.
             release_item(session, item_id, refund_attempt=isinstance(err, CircuitOpenError))
         raise
     _log.info("item processed", extra={"item_id": item_id, "status": job.status, "attempts": attempts})
+    if job.status not in ("queued", "running"):
+        try_write_results(batch_id)  # the last item to finish writes the batch's results file
 
 
 def refill(model: str) -> None:

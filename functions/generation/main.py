@@ -75,6 +75,13 @@ def get_generation(request: flask.Request, principal: Principal, job_id: str) ->
     return json_response(job.model_dump(mode="json"))
 
 
+@router.route("POST", "/v1/generations/<job_id>:cancel", scope="generate")
+def cancel_generation(request: flask.Request, principal: Principal, job_id: str) -> flask.Response:
+    """Cancel a job not started yet, or a running video; an image inside its Vertex AI call finishes."""
+    access.limit(principal, "generate")
+    return json_response(service.cancel_generation(job_id, owner_id=principal.key_id).model_dump(mode="json"))
+
+
 @router.route("POST", "/v1/batches", scope="batch")
 def create_batch(request: flask.Request, principal: Principal) -> flask.Response:
     """Record a batch of up to 1,000 generations and fan it out through Pub/Sub: 202."""
@@ -146,6 +153,13 @@ def download_file(request: flask.Request, object_name: str) -> flask.Response:
     response = flask.send_file(found.path, mimetype=found.mime_type, conditional=True, max_age=found.seconds_left)
     response.headers["Cache-Control"] = f"private, max-age={found.seconds_left}"
     return response
+
+
+@router.route("POST", "/v1/batches/<batch_id>:cancel", scope="batch")
+def cancel_batch(request: flask.Request, principal: Principal, batch_id: str) -> flask.Response:
+    """Cancel every item of a batch not started yet, and its running videos; the batch after."""
+    access.limit(principal, "batch")
+    return json_response(service.cancel_batch(batch_id, owner_id=principal.key_id).model_dump(mode="json"))
 
 
 @router.route("GET", "/openapi.json")

@@ -17,6 +17,7 @@ from shared.media.request import GenerationRequest
 from shared.outbox import publish_pending
 from shared.quotas.admission import QuotaShareSpentError, admit_sync, count_sync_refusal, record_sync_refusal
 from shared.quotas.queue import dispatch_waiting
+from shared.results.cancel import cancel_batch_items, cancel_job
 from shared.results.lists import (
     BatchListQuery,
     BatchPage,
@@ -25,6 +26,7 @@ from shared.results.lists import (
     list_batches,
     list_jobs,
 )
+from shared.results.results_file import try_write_results
 from shared.uploads.references import resolve_inputs
 from shared.webhooks.api import attach_status, check_webhook_url
 from shared.webhooks.deliveries import Subscription, subscribe
@@ -167,3 +169,21 @@ def list_batches_page(query: BatchListQuery, *, owner_id: str) -> BatchPage:
     """A page of the caller's batches, newest first."""
     with session_scope() as session:
         return list_batches(session, query, owner_id=owner_id)
+
+
+def cancel_generation(job_id: str, *, owner_id: str) -> Job:
+    """Cancel a job that has not started, or a running video; a finished one is returned unchanged."""
+    with session_scope() as session:
+        row = cancel_job(session, job_id, owner_id=owner_id)
+        job, batch_id = Job.from_row(row), row.batch_id
+    try_write_results(batch_id)
+    return job
+
+
+def cancel_batch(batch_id: str, *, owner_id: str) -> Batch:
+    """Cancel every item not started and every running video; the batch after (its results file too)."""
+    with session_scope() as session:
+        cancel_batch_items(session, batch_id, owner_id=owner_id)
+    try_write_results(batch_id)
+    with session_scope() as session:
+        return get_batch(session, batch_id, owner_id=owner_id)

@@ -87,4 +87,5 @@ class TickResult(BaseModel):
     requeued: int
     interrupted: int = 0
     webhook_attempts: int = 0
+    results_written: int = 0
     duplicate_tick: bool

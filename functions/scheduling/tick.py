@@ -36,6 +36,7 @@ from shared.outbox import enqueue, publish_pending
 from shared.quotas.admission import paced_models
 from shared.quotas.queue import close_windows, dispatch_waiting
 from shared.ratelimit import prune_rate_limits
+from shared.results.results_file import write_pending_results
 from shared.tables import ScheduleRow, ScheduleRunRow, TickRow
 from shared.telemetry import metrics
 from shared.webhooks.sender import deliver_due
@@ -231,16 +232,18 @@ def tick(*, job_name: str | None, schedule_time: str | None) -> TickResult:
     while (count := publish_pending()) > 0:
         published += count
     videos = advance_due_videos()
+    results = write_pending_results()  # batches whose last item was a video this tick finished, or a retry
     webhooks = deliver_due()
     housekeeping()
-    if fired or refused or published or videos or requeued or interrupted or admitted or webhooks:
+    if fired or refused or published or videos or requeued or interrupted or admitted or webhooks or results:
         _log.info("tick", extra={"fired": fired, "refused": refused, "published": published, "videos_polled": videos,
                                  "requeued": requeued, "interrupted": interrupted, "admitted": admitted,
-                                 "webhook_attempts": webhooks})
+                                 "webhook_attempts": webhooks, "results_written": results})
     # Every tick, idle ones too: the "tick stopped" alert watches for this line going missing.
     metrics.record(metrics.TICK_FINISHED, value=time.perf_counter() - started, fired=fired)
     return TickResult(fired=fired, refused=refused, published=published, videos_polled=videos,
-                      requeued=requeued, interrupted=interrupted, webhook_attempts=webhooks, duplicate_tick=duplicate)
+                      requeued=requeued, interrupted=interrupted, webhook_attempts=webhooks,
+                      results_written=results, duplicate_tick=duplicate)
 
 
 def interrupt_abandoned(limit: int = 500) -> int:

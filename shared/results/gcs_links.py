@@ -16,7 +16,7 @@ from typing import Any
 from shared.config import get_settings
 from shared.exceptions import ServiceUnavailableError
 
-__all__ = ["DownloadUnavailableError", "reset_gcs_links", "signed_gcs_url"]
+__all__ = ["DownloadUnavailableError", "output_bucket", "reset_gcs_links", "signed_gcs_url"]
 
 # A redirect is followed at once, but give the client a minute even when our link is about to end.
 _MIN_SECONDS = 60
@@ -47,7 +47,8 @@ def _credentials() -> Any:
         return credentials
 
 
-def _bucket() -> Any:
+def output_bucket() -> Any:
+    """OUTPUT_BUCKET as a google-cloud-storage bucket, built on first use and shared."""
     with _lock:
         bucket = _state.get("bucket")
         if bucket is None:
@@ -68,7 +69,7 @@ def signed_gcs_url(key: str, seconds: int) -> str:
         email = settings.download_signer_service_account or getattr(credentials, "service_account_email", None)
         if not email or not credentials.token:
             raise ValueError("no service account to sign as")
-        url: str = _bucket().blob(key).generate_signed_url(
+        url: str = output_bucket().blob(key).generate_signed_url(
             version="v4", expiration=timedelta(seconds=max(seconds, _MIN_SECONDS)), method="GET",
             service_account_email=email, access_token=credentials.token,
         )
