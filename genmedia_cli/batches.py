@@ -11,7 +11,7 @@ from genmedia_cli.http import Client, new_idempotency_key
 from genmedia_cli.inputs import read_requests
 from genmedia_cli.progress import batch_line
 
-FINAL = ("succeeded", "partially_failed", "failed")
+FINAL = ("succeeded", "partially_failed", "failed", "cancelled")
 
 
 def _watch(client: Client, batch: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from genmedia_cli.context import Context, out, poll, say, segment
+from genmedia_cli.downloads import fetch, numbered
 from genmedia_cli.errors import OK, JobFailedError
 from genmedia_cli.http import Client, new_idempotency_key
 from genmedia_cli.inputs import request_from_flags
 from genmedia_cli.media import input_fields
 
-FINAL = ("succeeded", "failed")
+FINAL = ("succeeded", "failed", "cancelled")
 
 
 def _wait(client: Client, job: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
@@ -26,9 +28,10 @@ def report(ctx: Context, job: dict[str, Any]) -> int:
     """Output URIs on stdout (or the job as JSON); a failed job exits 4 with its reason."""
     if ctx.as_json:
         ctx.emit_json(job)
-    if job["status"] == "failed":
+    if job["status"] in ("failed", "cancelled"):
         error = job.get("error") or {}
-        raise JobFailedError(f"{job['id']} failed {error.get('reason', 'UNKNOWN')}: {error.get('message', '')}")
+        raise JobFailedError(f"{job['id']} {job['status']} {error.get('reason', 'UNKNOWN')}: "
+                             f"{error.get('message', '')}")
     if ctx.as_json:
         return OK
     if job["status"] == "succeeded":
@@ -51,6 +54,11 @@ def generate(args: argparse.Namespace) -> int:
     job = client.call("POST", "/v1/generations", request, idempotency_key=args.idempotency_key or new_idempotency_key())
     if args.wait and job["status"] not in FINAL:
         job = _wait(client, job, args)
+    if getattr(args, "output", None) and job["status"] == "succeeded":
+        paths = numbered(Path(args.output), len(job["outputs"]))
+        for output, path in zip(job["outputs"], paths, strict=True):
+            fetch(output["url"], path)
+            say(f"saved {path}")
     return report(ctx, job)
 
 

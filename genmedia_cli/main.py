@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from genmedia_cli import __version__, api_keys, batches, jobs, schedules
+from genmedia_cli import __version__, api_keys, batches, jobs, results, schedules
 from genmedia_cli.config import DEFAULT_SCHEDULING_URL, DEFAULT_URL
 from genmedia_cli.errors import OK, CliError
 
@@ -80,6 +80,7 @@ def _add_generation_commands(
                           help="images: a picture to compose (repeat, up to the model's limit)")
     _webhook_option(p, "it finishes")
     p.add_argument("--wait", action="store_true", help="poll until it ends, then print the output URIs")
+    p.add_argument("-o", "--output", help="with --wait: save the output here (more outputs: NAME-2.ext, ...)")
     _wait_options(p, 600)
     p.set_defaults(run=jobs.generate)
 
@@ -89,6 +90,14 @@ def _add_generation_commands(
     p.add_argument("--wait", action="store_true")
     _wait_options(p, 600)
     p.set_defaults(run=jobs.status)
+    p = job.add_parser("list", parents=[common], help="your jobs, newest first")
+    p.add_argument("--batch", help="only the items of this batch")
+    p.add_argument("--status", choices=["queued", "running", "succeeded", "failed", "cancelled"])
+    p.add_argument("--limit", type=int)
+    p.set_defaults(run=results.list_jobs)
+    p = job.add_parser("cancel", parents=[common], help="cancel a job not started yet, or a running video")
+    p.add_argument("job_id")
+    p.set_defaults(run=results.cancel_job)
 
     batch = sub.add_parser("batch", help="many generations").add_subparsers(dest="action", required=True,
                                                                           metavar="ACTION")
@@ -105,6 +114,13 @@ def _add_generation_commands(
     p.add_argument("--wait", action="store_true")
     _wait_options(p, 3600)
     p.set_defaults(run=batches.status)
+    p = batch.add_parser("results", parents=[common], help="download every output, named by custom_id")
+    p.add_argument("batch_id")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="folder for the files and the results file")
+    p.set_defaults(run=results.download_results)
+    p = batch.add_parser("cancel", parents=[common], help="cancel every item not started, and running videos")
+    p.add_argument("batch_id")
+    p.set_defaults(run=results.cancel_batch)
 
 
 def _add_schedule_commands(

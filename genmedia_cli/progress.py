@@ -57,6 +57,7 @@ def batch_line(batch: dict[str, object]) -> str:
     counts = batch.get("counts") if isinstance(batch.get("counts"), dict) else {}
     assert isinstance(counts, dict)
     total = int(str(batch.get("total", 0)))
-    finished = int(counts.get("succeeded", 0)) + int(counts.get("failed", 0))
-    parts = " ".join(f"{name} {int(counts.get(name, 0))}" for name in ("succeeded", "failed", "running", "queued"))
+    finished = sum(int(counts.get(name, 0)) for name in ("succeeded", "failed", "cancelled"))
+    shown = ("succeeded", "failed", "running", "queued") + (("cancelled",) if counts.get("cancelled") else ())
+    parts = " ".join(f"{name} {int(counts.get(name, 0))}" for name in shown)
     return f"{batch.get('id')} {bar(finished, total)} {finished}/{total}  {parts}"
