@@ -31,6 +31,7 @@ def main() -> int:
         bench_logging,
         bench_pacing,
         bench_request_overhead,
+        bench_results,
         bench_tick,
         bench_uploads,
         bench_webhooks,
@@ -59,6 +60,8 @@ def main() -> int:
         lines += bench_uploads.main()
     if not wanted or "webhooks" in wanted:
         lines += bench_webhooks.main(url)
+    if not wanted or "results" in wanted:
+        lines += bench_results.main(url)
     if not wanted or "logging" in wanted:
         bench_logging.main([])
     return 0

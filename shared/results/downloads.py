@@ -14,6 +14,7 @@ import re
 import time
 import urllib.parse
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from shared.config import Settings, get_settings
@@ -30,7 +31,13 @@ _TYPES = {".jsonl": "application/jsonl", ".png": "image/png", ".mp4": "video/mp4
 
 
 def _local_root(settings: Settings) -> Path:
-    return Path(settings.local_data_dir).resolve()
+    return _resolved(settings.local_data_dir)
+
+
+@lru_cache(maxsize=8)
+def _resolved(folder: str) -> Path:
+    # Cached: resolving walks the file system, and a page of 100 jobs mints a link per output.
+    return Path(folder).resolve()
 
 
 def object_key(uri: str, settings: Settings | None = None) -> str | None:
@@ -42,7 +49,7 @@ def object_key(uri: str, settings: Settings | None = None) -> str | None:
         key = uri[len(prefix):] if uri.startswith(prefix) else None
     elif uri.startswith("file://"):
         path = urllib.parse.unquote(urllib.parse.urlsplit(uri).path)
-        root = str(_local_root(settings)) + "/"
+        root = f"{_local_root(settings)}/"
         key = path[len(root):] if path.startswith(root) else None
     return key if key is not None and _OBJECT.match(key) and ".." not in key.split("/") else None
 
@@ -54,10 +61,13 @@ def _base_url(settings: Settings) -> str | None:
 
     if not flask.has_request_context():
         return None
-    request = flask.request
-    # Cloud Run's front end terminates TLS and says so; werkzeug alone would see plain http.
-    scheme = request.headers.get("X-Forwarded-Proto", request.scheme).split(",")[0].strip()
-    return f"{scheme if scheme in ('http', 'https') else 'https'}://{request.host}"
+    cached: str | None = flask.g.get("genmedia_base_url")
+    if cached is None:  # once per request: a page of jobs mints a link per output
+        request = flask.request
+        # Cloud Run's front end terminates TLS and says so; werkzeug alone would see plain http.
+        scheme = request.headers.get("X-Forwarded-Proto", request.scheme).split(",")[0].strip()
+        cached = flask.g.genmedia_base_url = f"{scheme if scheme in ('http', 'https') else 'https'}://{request.host}"
+    return cached
 
 
 def mint_url(uri: str, *, now: float | None = None) -> str | None:
@@ -70,8 +80,8 @@ def mint_url(uri: str, *, now: float | None = None) -> str | None:
     if signer is None or key is None or base is None:
         return None
     expires = int(now if now is not None else time.time()) + settings.download_url_ttl_seconds
-    query = urllib.parse.urlencode({"expires": expires, "signature": signer.sign(key, expires)})
-    return f"{base}{ROUTE}{urllib.parse.quote(key, safe='/')}?{query}"
+    # No quoting needed: the key matched _OBJECT (URL-safe characters only), the signature is base64url.
+    return f"{base}{ROUTE}{key}?expires={expires}&signature={signer.sign(key, expires)}"
 
 
 @dataclass(frozen=True)
