@@ -46,7 +46,7 @@ def test_make_run_serves_all_three_and_ctrl_c_stops_everything(db: Any, tmp_path
 
         wait_until(finished, timeout=60, interval=0.3, what="the batch to complete through the emulator")
         assert "local tick: POST http://127.0.0.1:" in log.read_text()
-        _nobody_calls_the_tick(base, headers)
+        _nobody_calls_the_tick(base, headers, db.url)
     finally:
         os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C sends to the terminal's process group
         process.wait(timeout=60)
@@ -56,11 +56,14 @@ def test_make_run_serves_all_three_and_ctrl_c_stops_everything(db: Any, tmp_path
         assert not _ok(f"http://127.0.0.1:{port}/healthz"), f"port {port} still served after Ctrl-C"
 
 
-def _nobody_calls_the_tick(base: dict[str, str], headers: dict[str, str]) -> None:
+def _nobody_calls_the_tick(base: dict[str, str], headers: dict[str, str], url: str) -> None:
     """A one-off schedule fires and a batch's video finishes with only make run's own tick running."""
-    run_at = (datetime.now(UTC) + timedelta(seconds=5)).isoformat()
+    from tests.integration.test_local_tick import make_due
+
+    run_at = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
     schedule = requests.post(f"{base['SCHEDULING_PORT']}/v1/schedules", headers=headers, timeout=30,
                              json={"request": {"kind": "image", "prompt": "once"}, "run_at": run_at}).json()
+    make_due(url, schedule["id"])
     batch = requests.post(f"{base['GENERATION_PORT']}/v1/batches", headers=headers, timeout=30, json={"items": [
         {"kind": "image", "prompt": "a"}, {"kind": "video", "prompt": "waves", "duration_seconds": 4}]}).json()
 
