@@ -81,11 +81,11 @@ def list_against_get(url: str, media: Path, rounds: int = 7, n: int = 20) -> str
 
 
 def _plain_loop(url: str, path: Path) -> None:
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-    with engine.connect() as conn:
+    from shared.database import get_engine  # the same pooled engine as ours: only the work differs
+
+    with get_engine().connect() as conn:
         rows = conn.execute(sa.text("SELECT custom_id, id, status, outputs, error FROM jobs WHERE batch_id = :b"
                                     " ORDER BY item_index"), {"b": BATCH}).all()
-    engine.dispose()
     with path.open("w") as handle:
         for c, i, s, o, e in rows:
             handle.write(json.dumps({"custom_id": c, "id": i, "status": s, "outputs": o, "error": e},
