@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from shared.batches import get_batch_row
 from shared.jobs import get_job
 from shared.tables import JobRow
+from shared.webhooks.deliveries import batch_progressed, job_finished
 
 __all__ = ["CANCELLED_ERROR", "cancel_batch_items", "cancel_job"]
 
@@ -38,12 +39,18 @@ def _cancel(session: Session, *where: Any) -> list[str]:
 def cancel_job(session: Session, job_id: str, *, owner_id: str) -> JobRow:
     """Cancel one of the owner's jobs if it can be; the row after (404 for another owner's)."""
     get_job(session, job_id, owner_id=owner_id)
-    _cancel(session, JobRow.id == job_id)
+    cancelled = _cancel(session, JobRow.id == job_id)
     session.expire_all()
-    return get_job(session, job_id, owner_id=owner_id)
+    row = get_job(session, job_id, owner_id=owner_id)
+    if cancelled:
+        job_finished(session, row)  # generation.cancelled, or the batch's event if this was its last item
+    return row
 
 
 def cancel_batch_items(session: Session, batch_id: str, *, owner_id: str) -> int:
     """Cancel every item of the owner's batch that can be; how many were (404 for another owner's)."""
     get_batch_row(session, batch_id, owner_id=owner_id)
-    return len(_cancel(session, JobRow.batch_id == batch_id))
+    cancelled = _cancel(session, JobRow.batch_id == batch_id)
+    if cancelled:
+        batch_progressed(session, batch_id)  # batch.completed once nothing is queued or running
+    return len(cancelled)

@@ -29,7 +29,7 @@ from shared.config import Settings, get_settings
 from shared.database import session_scope
 from shared.exceptions import NotFoundError
 from shared.jobs import Job, get_job, rfc3339
-from shared.tables import JobRow, WebhookDeliveryRow
+from shared.tables import BatchRow, JobRow, WebhookDeliveryRow
 from shared.telemetry import metrics, tracing
 from shared.webhooks import deliveries, ssrf, transport
 from shared.webhooks.signing import derive_secret, parse_versions, sign_headers
@@ -42,6 +42,8 @@ LEASE_MARGIN_SECONDS = 30.0
 
 Result = deliveries.Attempted
 WAVES = 4  # a round claims this many times the pool's size; its lease covers that many timeouts
+# How long batch.completed waits for a results file another writer is finishing (then goes without).
+RESULTS_WAIT_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,8 @@ def _claim(ids: list[str] | None, settings: Settings) -> list[_Prepared]:
     prepared = []
     with session_scope() as session:
         claimed = deliveries.claim(session, ids=ids, limit=chunk, lease_seconds=lease)
+    _write_results_files(claimed)
+    with session_scope() as session:
         wanted = [d.subject_id for d in claimed if d.subject_kind == "generation"]
         jobs = {row.id: row for row in session.execute(select(JobRow).where(JobRow.id.in_(wanted))).scalars()}
         for delivery in claimed:
@@ -87,6 +91,27 @@ def _claim(ids: list[str] | None, settings: Settings) -> list[_Prepared]:
             except NotFoundError:
                 prepared.append(_Prepared(delivery, None))
     return prepared
+
+
+def _write_results_files(claimed: list[WebhookDeliveryRow]) -> None:
+    """batch.completed carries the batch's results file: write it first if nobody has (exactly once;
+    a writer already at it finishes it, and the tick's sweep retries a failed one)."""
+    from shared.results.results_file import try_write_results
+
+    for delivery in claimed:
+        if delivery.event_type != "batch.completed":
+            continue
+        try_write_results(delivery.subject_id)
+        # Another writer (the batch's last finisher) may hold the file's lease: give it a moment.
+        deadline = time.monotonic() + RESULTS_WAIT_SECONDS
+        while not _results_written(delivery.subject_id) and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+
+def _results_written(batch_id: str) -> bool:
+    with session_scope() as session:
+        written = session.execute(select(BatchRow.results_written_at).where(BatchRow.id == batch_id)).scalar()
+    return written is not None
 
 
 def _secrets(settings: Settings, owner_id: str) -> list[str]:
