@@ -88,6 +88,11 @@ class Environment:
         """The scheduling function's run.app URL with PROJECT_NUMBER still in it (as module.settings)."""
         return f"https://{self.function_name('scheduling')}-{PROJECT_NUMBER}.{self['region']}.run.app"
 
+    def generation_url(self, project_number: str = PROJECT_NUMBER) -> str:
+        """The generation function's run.app URL, where download links point."""
+        url = f"https://{self.function_name('generation')}-{PROJECT_NUMBER}.{self['region']}.run.app"
+        return url.replace(PROJECT_NUMBER, project_number)
+
     def scheduler_audience(self, project_number: str = PROJECT_NUMBER) -> str:
         """SCHEDULER_AUDIENCE: the OIDC audience Terraform gives the Cloud Scheduler job."""
         return self.scheduling_url_template().replace(PROJECT_NUMBER, project_number)
@@ -132,7 +137,13 @@ class Environment:
             "DB_MAX_OVERFLOW": str(f.max_overflow),
             "DB_POOL_TIMEOUT": _number(self["db_pool_timeout_seconds"]),
             "DB_CONNECT_TIMEOUT": _number(self["db_connect_timeout_seconds"]),
+            # Links are minted outside requests too (webhooks, results files): on generation's own URL,
+            # where /v1/files serves them.
+            "DOWNLOAD_BASE_URL": self.generation_url(project_number),
         }
+        if fn == "generation":
+            # It signs GCS V4 URLs as itself through signBlob (token creator on its own account).
+            env["DOWNLOAD_SIGNER_SERVICE_ACCOUNT"] = self.service_account_email("generation")
         if fn in HTTP_FUNCTIONS:
             # The same numbers in both: the counters live in PostgreSQL and both serve "read".
             env.update({name: str(int(self["rate_limits"][key])) for key, name in RATE_LIMIT_ENV.items()})

@@ -419,3 +419,11 @@ def test_output_bucket_is_private_with_lifecycle_rules() -> None:
     assert uploads["matches_prefix"] == ["uploads/"] and uploads["age"] == 2  # input pictures expire
     # Outputs the lifecycle rule deletes are gone, not kept (and billed) another 7 days.
     assert bucket["soft_delete_policy"] == [{"retention_duration_seconds": 0}]
+
+
+def test_every_function_mints_download_links_on_the_generation_functions_url() -> None:
+    config = deploy_config.load_environment(tfvars_file("dev"), "dev")
+    envs = {fn: config.function_env(fn, project_number="123456") for fn in ("generation", "batch", "scheduling")}
+    assert {env["DOWNLOAD_BASE_URL"] for env in envs.values()} == {
+        "https://genmedia-dev-generation-123456.europe-west1.run.app"}
+    assert envs["generation"]["DOWNLOAD_SIGNER_SERVICE_ACCOUNT"] == config.service_account_email("generation")
